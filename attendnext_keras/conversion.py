@@ -1,0 +1,103 @@
+"""Keras model → TFLite flatbuffer.
+
+Modes: "float32", "float16", "dynamic" (int8 weights, float activations), "int8" (from a QAT model: fake-quant
+ranges are used, no calibration) and "int8-ptq" (post-training quantization calibrated on a representative dataset).
+int8 models get int8 inputs and outputs unless `int8_io=False`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+
+import numpy as np
+
+MODES = ("float32", "float16", "dynamic", "int8", "int8-ptq")
+
+
+def _representative(data, input_shape, limit=200):
+    """Wraps an iterable of images (arrays or batches) into the converter's generator of single-image lists."""
+    expected = tuple(input_shape[1:])
+
+    def gen():
+        count = 0
+        for item in data:
+            batch = np.asarray(item[0] if isinstance(item, (tuple, list)) else item, dtype=np.float32)
+            if batch.shape == expected:
+                batch = batch[None]
+            if batch.shape[1:] != expected:
+                raise ValueError(f"Representative data must be images of shape {expected} (or batches of them). "
+                                 f"Received an item of shape {batch.shape}")
+            for image in batch:
+                yield [image[None]]
+                count += 1
+                if count >= limit:
+                    return
+
+    return gen
+
+
+def to_tflite(model, mode="float32", representative_data=None, int8_io=True, calibration_steps=200,
+              batch_size=1) -> bytes:
+    """Converts a Keras 3 or tf-keras model to a TFLite flatbuffer (bytes). See the module docstring for modes.
+
+    The batch size is fixed (1 by default): a dynamic batch adds SHAPE/STRIDED_SLICE/PACK ops around reshapes
+    that XNNPACK does not run, and microcontrollers need static shapes anyway.
+    """
+    import tensorflow as tf
+
+    if mode not in MODES:
+        raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
+    if mode == "int8-ptq" and representative_data is None:
+        raise ValueError("mode='int8-ptq' calibrates activation ranges and needs `representative_data`: an iterable "
+                         "of images shaped like the model input (100–500 real images is typical).")
+    if len(model.inputs) != 1:
+        raise ValueError(f"Expected a model with one image input. Received {len(model.inputs)} inputs.")
+    if any(d is None for d in model.inputs[0].shape[1:]):
+        raise ValueError(f"Model '{model.name}' has an input of unknown size {tuple(model.inputs[0].shape)}; TFLite "
+                         f"needs static shapes. Build it with a fixed `input_shape`, e.g. (224, 224, 3).")
+    converter = tf.lite.TFLiteConverter.from_keras_model(_with_batch_size(model, batch_size))
+    if mode != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode == "int8-ptq":
+        converter.representative_dataset = _representative(representative_data, model.inputs[0].shape,
+                                                           calibration_steps)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if mode in ("int8", "int8-ptq") and int8_io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    # The Keras 3 export path prints its traced signature; keep the user's console for what matters.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return converter.convert()
+
+
+def _with_batch_size(model, batch_size):
+    """The same model (shared weights) behind an input of fixed batch size."""
+    from attendnext_keras import _keras
+
+    K = _keras.get_keras(_keras.flavour_of(model))
+    shape = tuple(model.inputs[0].shape[1:])
+    image = K.Input(batch_shape=(batch_size,) + shape, name="image")
+    return K.Model(image, model(image, training=False), name=model.name)
+
+
+def write_atomic(path, data: bytes) -> str:
+    """Writes bytes to `path` through a temporary file in the same folder, so a crash never leaves half a file."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Cannot write '{path}': folder '{folder}' does not exist.")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path

@@ -1,0 +1,344 @@
+"""AttendNeXt architecture as data: frozen dataclasses and the registered variants.
+
+A spec is a plain value: it prints, compares and hashes, and a variant is a spec you can copy and change:
+
+    spec = dataclasses.replace(VARIANTS["base"], width=0.75, input_size=160)
+    model = attendnext_keras.AttendNeXt(spec=spec)
+
+Layout (the paper's Figure 1 is not published in the text, so the concrete layout is ours; see `base` below):
+
+    stem (strided 3×3 conv) → stages (each: AADS downsample, parallel columns of blocks, a merge) → head
+
+Columns: each stage holds parallel columns. A stage whose `merge` is "none" passes each column on to the column of
+the same index in the next stage (columns stay independent); "concat" and "add" join them into one tensor that every
+column of the next stage reads (columns interact). Early stages keep more independent columns, later stages fewer,
+as the paper prescribes.
+
+The paper's design constraints are checked by `check_constraints(spec)` before a model is built:
+  (1) columnar: some stage has ≥ 2 parallel columns and the number of columns never grows with depth;
+  (2) no point-wise (1×1) convolution with stride > 1 anywhere;
+  (3) every downsampling after the stem is anti-aliased (BlurPool-based AADS);
+  and DC-AC modules sit in at least two stages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+BLOCK_KINDS = ("conv", "dwsep", "dcac")
+DOWNSAMPLES = ("max", "conv", "blur")
+MERGES = ("none", "concat", "add")
+ATTENTIONS = ("dcac", "ac", "none")
+
+
+class ConstraintError(ValueError):
+    """A spec breaks one of AttendNeXt's design constraints."""
+
+
+@dataclass(frozen=True)
+class DCACSpec:
+    """Settings of one DC-AC module (see attendnext_keras.layers.dcac for the maths)."""
+
+    condense_factor: int = 2
+    embed_ratio: float = 0.25
+    embed_channels: Optional[int] = None
+    kernel_size: int = 3
+    expansion: str = "depth_to_space"
+    residual: bool = True
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One block of a column.
+
+    kind: "conv" (k×k conv → BN → ReLU), "dwsep" (depthwise k×k → BN → ReLU → 1×1 conv → BN → ReLU, plus an identity
+    shortcut when input and output widths match) or "dcac" (a DC-AC module keeping the width).
+    """
+
+    kind: str
+    filters: Optional[int] = None
+    kernel_size: int = 3
+    dcac: Optional[DCACSpec] = None
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    blocks: tuple
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage: optional anti-aliased downsampling (stride 2) of its inputs, parallel columns, then a merge.
+
+    downsample: None (keep the resolution) or an AADS pattern: "max" (max-pool 2×2/1 → blur/2), "conv" (3×3 conv/1
+    → blur/2, widening to `downsample_filters`) or "blur" (blur/2 alone).
+    """
+
+    columns: tuple
+    downsample: Optional[str] = "max"
+    downsample_filters: Optional[int] = None
+    blur_size: int = 3
+    merge: str = "concat"
+
+
+@dataclass(frozen=True)
+class StemSpec:
+    filters: int = 16
+    kernel_size: int = 3
+    strides: int = 2
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Classifier head: global pooling → optional Dense(hidden) + ReLU → dropout → Dense(classes).
+
+    Pooling first (as in MobileNetV3) keeps the wide hidden layer cheap: its MACs equal its parameters.
+    """
+
+    hidden: int = 1280
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A whole AttendNeXt. `width` scales every convolution width (rounded to multiples of 8) like MobileNet's
+    alpha; the head's hidden layer scales too. `attention` and `antialias` are the ablation switches."""
+
+    name: str
+    input_size: int
+    stem: StemSpec
+    stages: tuple
+    head: HeadSpec = field(default_factory=HeadSpec)
+    width: float = 1.0
+    attention: str = "dcac"
+    antialias: bool = True
+    blur_pad_mode: str = "same"
+    description: str = ""
+
+    def replace(self, **changes) -> "ModelSpec":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def strides(self) -> list:
+        """Output stride of each stage."""
+        stride, out = self.stem.strides, []
+        for stage in self.stages:
+            stride *= 2 if stage.downsample else 1
+            out.append(stride)
+        return out
+
+    @property
+    def size_divisor(self) -> int:
+        """Input height and width must be multiples of this (final stride and every DC-AC's condensed grid)."""
+        divisor = self.strides[-1] if self.stages else self.stem.strides
+        for stride, stage in zip(self.strides, self.stages):
+            for column in stage.columns:
+                for block in column.blocks:
+                    if block.kind == "dcac":
+                        divisor = math.lcm(divisor, stride * (block.dcac or DCACSpec()).condense_factor)
+        return divisor
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """MobileNet's rounding of scaled widths: nearest multiple of `divisor`, never below 90 % of the value."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def scaled(filters: int, width: float) -> int:
+    return filters if width == 1.0 else make_divisible(filters * width)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Constraint checking
+
+
+def check_constraints(spec: ModelSpec) -> None:
+    """Raises ConstraintError naming the first broken rule of the paper's design space (see the module docstring)."""
+    check_structure(spec)
+    multi = [len(s.columns) for s in spec.stages]
+    if not any(n >= 2 for n in multi):
+        raise ConstraintError(
+            f"Spec '{spec.name}' breaks constraint (1) columnar design: no stage has two or more parallel columns. "
+            f"Columns per stage: {multi}"
+        )
+    if any(b > a for a, b in zip(multi, multi[1:])):
+        raise ConstraintError(
+            f"Spec '{spec.name}' breaks constraint (1) columnar design: columns must be more independent early and "
+            f"interact more later, so their number may not grow with depth. Columns per stage: {multi}"
+        )
+    if spec.stem.kernel_size == 1 and spec.stem.strides > 1:
+        raise ConstraintError(
+            f"Spec '{spec.name}' breaks constraint (2): the stem is a point-wise (1×1) convolution with stride "
+            f"{spec.stem.strides}. Use kernel_size ≥ 3."
+        )
+    for i, stage in enumerate(spec.stages, 1):
+        if stage.downsample and not spec.antialias:
+            raise ConstraintError(
+                f"Spec '{spec.name}' breaks constraint (3): stage{i} downsamples without anti-aliasing "
+                f"(antialias=False). Every downsampling after the stem must use AADS (BlurPool). Pass "
+                f"enforce_constraints=False to build this ablation anyway."
+            )
+        if stage.downsample and stage.blur_size < 2:
+            raise ConstraintError(
+                f"Spec '{spec.name}' breaks constraint (3): stage{i} downsamples with blur_size={stage.blur_size}, "
+                f"which is plain subsampling. Use blur_size ≥ 2 for anti-aliased downsampling (AADS)."
+            )
+    attention_stages = [i for i, s in enumerate(spec.stages, 1)
+                        if any(b.kind == "dcac" for c in s.columns for b in c.blocks)]
+    if spec.attention == "none" or len(attention_stages) < 2:
+        raise ConstraintError(
+            f"Spec '{spec.name}' breaks the DC-AC placement rule: attention condensers must sit in at least two "
+            f"stages. Stages with DC-AC: {attention_stages}, attention={spec.attention!r}. Pass "
+            f"enforce_constraints=False to build this ablation anyway."
+        )
+
+
+def check_structure(spec: ModelSpec) -> None:
+    """Checks that a spec can be built at all (types, names, column wiring); raises ValueError."""
+    def fail(msg):
+        raise ValueError(f"Invalid spec '{spec.name}': {msg}")
+
+    if spec.attention not in ATTENTIONS:
+        fail(f"`attention` must be one of {ATTENTIONS}. Received: attention={spec.attention!r}")
+    if not spec.width > 0:
+        fail(f"`width` must be positive. Received: width={spec.width!r}")
+    if not spec.stages:
+        fail("it has no stages.")
+    if spec.stem.strides < 1 or spec.stem.filters < 1:
+        fail(f"bad stem {spec.stem}")
+    for i, stage in enumerate(spec.stages, 1):
+        if not stage.columns:
+            fail(f"stage{i} has no columns.")
+        if stage.merge not in MERGES:
+            fail(f"stage{i}.merge must be one of {MERGES}. Received: {stage.merge!r}")
+        if stage.downsample not in (None,) + DOWNSAMPLES:
+            fail(f"stage{i}.downsample must be None or one of {DOWNSAMPLES}. Received: {stage.downsample!r}")
+        if stage.downsample == "conv" and not stage.downsample_filters:
+            fail(f"stage{i}.downsample='conv' needs `downsample_filters`.")
+        if not 1 <= stage.blur_size <= 7:
+            fail(f"stage{i}.blur_size must be 1–7. Received: {stage.blur_size}")
+        for j, column in enumerate(stage.columns, 1):
+            if not column.blocks:
+                fail(f"stage{i} column {j} has no blocks.")
+            for k, block in enumerate(column.blocks, 1):
+                where = f"stage{i} column {j} block {k}"
+                if block.kind not in BLOCK_KINDS:
+                    fail(f"{where}: kind must be one of {BLOCK_KINDS}. Received: {block.kind!r}")
+                if block.kind in ("conv", "dwsep") and not block.filters:
+                    fail(f"{where}: a {block.kind!r} block needs `filters`.")
+                if block.kind == "dcac" and block.filters:
+                    fail(f"{where}: a DC-AC block keeps its input width; leave `filters` unset.")
+        if stage.merge == "none":
+            if i == len(spec.stages):
+                fail(f"the last stage must merge its columns ('concat' or 'add'), not 'none'.")
+            if len(spec.stages[i].columns) != len(stage.columns):
+                fail(f"stage{i} passes {len(stage.columns)} independent columns on (merge='none'), so stage{i + 1} "
+                     f"needs {len(stage.columns)} columns too. Received: {len(spec.stages[i].columns)}")
+        if stage.merge == "add":
+            widths = {column_width(c) for c in stage.columns}
+            if None in widths or len(widths) != 1:
+                fail(f"stage{i} merges by 'add', so its columns must end at the same width, set by a conv/dwsep block.")
+
+
+def column_width(column: ColumnSpec) -> Optional[int]:
+    widths = [b.filters for b in column.blocks if b.filters]
+    return widths[-1] if widths else None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Variants
+
+
+def _dwsep(filters, kernel_size=3):
+    return BlockSpec("dwsep", filters=filters, kernel_size=kernel_size)
+
+
+def _dcac(condense_factor=2, embed_ratio=0.25):
+    return BlockSpec("dcac", dcac=DCACSpec(condense_factor=condense_factor, embed_ratio=embed_ratio))
+
+
+def _columns(n, *blocks):
+    return tuple(ColumnSpec(tuple(blocks)) for _ in range(n))
+
+
+BASE = ModelSpec(
+    name="base",
+    input_size=224,
+    description="Paper scale: 224×224, ImageNet-1k head, ≤ 4 M parameters, one XNNPACK partition in int8.",
+    stem=StemSpec(filters=16, kernel_size=3, strides=2),
+    stages=(
+        # stride 4, 56×56: three independent columns, strong early condensation (DC-AC on a 14×14 grid).
+        StageSpec(columns=_columns(3, _dwsep(24), _dcac(condense_factor=4)), downsample="max", merge="none"),
+        # stride 8, 28×28: the columns go on independently, then concatenate.
+        StageSpec(columns=_columns(3, _dwsep(48), _dwsep(48), _dcac(condense_factor=2)), downsample="max",
+                  merge="concat"),
+        # stride 16, 14×14: two columns read the joined features and interact through the concat.
+        StageSpec(columns=_columns(2, _dwsep(128), _dwsep(128), _dcac(condense_factor=2), _dwsep(128)),
+                  downsample="blur", merge="concat"),
+        # stride 32, 7×7: one column, full interaction.
+        StageSpec(columns=_columns(1, _dwsep(384), _dwsep(384), _dwsep(512)), downsample="blur", merge="concat"),
+    ),
+    head=HeadSpec(hidden=1280, dropout=0.2),
+)
+
+MICRO = BASE.replace(
+    name="micro",
+    input_size=96,
+    width=0.35,
+    head=HeadSpec(hidden=0, dropout=0.1),
+    description="TensorFlow Lite Micro scale: 96×96, int8 weights ≤ 256 KB, tensor arena ≤ 256 KB.",
+)
+
+SMALL = BASE.replace(
+    name="small",
+    input_size=160,
+    width=0.75,
+    head=HeadSpec(hidden=1024, dropout=0.2),
+    description="Between base and micro: 160×160, width 0.75.",
+)
+
+VARIANTS = {spec.name: spec for spec in (BASE, SMALL, MICRO)}
+
+
+def list_variants() -> list:
+    return list(VARIANTS)
+
+
+def get_spec(variant) -> ModelSpec:
+    if isinstance(variant, ModelSpec):
+        return variant
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown AttendNeXt variant. Expected one of {list(VARIANTS)}. Received: variant={variant!r}")
+    return VARIANTS[variant]
+
+
+def summarize_spec(spec: ModelSpec) -> str:
+    """A human-readable layout of a spec, one line per stage."""
+    spec = get_spec(spec)
+    lines = [f"AttendNeXt '{spec.name}': input {spec.input_size}×{spec.input_size}, width ×{spec.width}, "
+             f"attention={spec.attention}, antialias={spec.antialias}",
+             f"  stem      conv{spec.stem.kernel_size}×{spec.stem.kernel_size}/{spec.stem.strides} → "
+             f"{scaled(spec.stem.filters, spec.width)}"]
+    for i, (stage, stride) in enumerate(zip(spec.stages, spec.strides), 1):
+        down = f"AADS-{stage.downsample}(blur{stage.blur_size})/2" if stage.downsample else "no downsample"
+        cols = []
+        for column in stage.columns:
+            parts = []
+            for b in column.blocks:
+                if b.kind == "dcac":
+                    d = b.dcac or DCACSpec()
+                    parts.append(f"{spec.attention.upper() if spec.attention != 'none' else 'skip'}(s={d.condense_factor})")
+                else:
+                    parts.append(f"{b.kind}{b.kernel_size}→{scaled(b.filters, spec.width)}")
+            cols.append(" → ".join(parts))
+        lines.append(f"  stage{i}    stride {stride:>2}, {down}, {len(stage.columns)} column(s) ×[{cols[0]}]"
+                     + ("" if len(set(cols)) == 1 else f" (+ {len(set(cols)) - 1} other)") + f", merge={stage.merge}")
+    head = spec.head
+    lines.append(f"  head      global avg pool → "
+                 + (f"dense {scaled(head.hidden, spec.width)} → " if head.hidden else "")
+                 + f"dropout {head.dropout} → classes")
+    return "\n".join(lines)

@@ -1,0 +1,28 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="attendnext_keras",
+    version="0.1.0",
+    description="AttendNeXt (double-condensing attention condensers, anti-aliased downsampling) for Keras, "
+                "with quantization-aware training to int8 TFLite for ARM CPUs and microcontrollers.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["attendnext_keras", "attendnext_keras.*"]),
+    install_requires=[
+        "tensorflow>=2.19,<2.22",
+        "tf-keras>=2.19,<2.22",  # Keras 2: tensorflow-model-optimization needs it; must match tensorflow's minor
+        "keras>=3.10,<4",
+        "tensorflow-model-optimization>=0.8.0,<0.9",
+        "tensorflow-datasets>=4.9,<5",
+        "numpy>=1.26,<3",
+        "ai-edge-litert>=2.0,<3",
+        "tflite-micro>=0.dev20250101",  # published as nightly builds only
+        "pillow>=10",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "pytest-xdist>=3"],
+    },
+    entry_points={"console_scripts": ["attendnext=attendnext_keras.cli:main"]},
+)

@@ -1,0 +1,36 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import pathlib  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FLOWERS = pathlib.Path(os.environ.get("ATTENDNEXT_FLOWERS", REPO.parent / "shared" / "data" / "flowers160"))
+
+
+@pytest.fixture(scope="session")
+def flowers_dir():
+    if not FLOWERS.is_dir():
+        pytest.fail(f"The shared test images are missing: {FLOWERS} (set ATTENDNEXT_FLOWERS to their folder).")
+    return FLOWERS
+
+
+@pytest.fixture(scope="session")
+def flower_images(flowers_dir):
+    """Eight real photographs (two per class of the first four), 64×64, float32 pixels in [0, 255]."""
+    from PIL import Image
+
+    images = []
+    for class_dir in sorted((flowers_dir / "val").iterdir())[:4]:
+        for path in sorted(class_dir.glob("*.jpg"))[:2]:
+            images.append(np.asarray(Image.open(path).convert("RGB").resize((64, 64)), dtype=np.float32))
+    return np.stack(images)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
