@@ -14,7 +14,7 @@ _EXPORTS = {
     "attendnext_keras.specs": ("VARIANTS", "ModelSpec", "StageSpec", "ColumnSpec", "BlockSpec", "DCACSpec",
                                "StemSpec", "HeadSpec", "ConstraintError", "check_constraints", "list_variants",
                                "get_spec", "summarize_spec"),
-    "attendnext_keras.profile": ("profile",),
+    "attendnext_keras.profiling": ("profile",),
     "attendnext_keras.conversion": ("to_tflite",),
     "attendnext_keras._keras": ("copy_weights",),
 }

@@ -28,7 +28,7 @@ def _build(args):
 
 
 def cmd_profile(args):
-    from attendnext_keras.profile import profile
+    from attendnext_keras.profiling import profile
     from attendnext_keras.specs import get_spec, summarize_spec
 
     result = profile(_build(args))
@@ -44,7 +44,7 @@ def cmd_demo(args):
     import numpy as np
 
     from attendnext_keras.conversion import to_tflite
-    from attendnext_keras.profile import profile
+    from attendnext_keras.profiling import profile
     from attendnext_keras.runtime import delegation_report, measure_latency
     from attendnext_keras.specs import get_spec, summarize_spec
 

@@ -62,6 +62,24 @@ def delegation_report(model_content: bytes) -> dict:
     }
 
 
+def weight_bytes(model_content: bytes) -> int:
+    """Bytes of constant tensors (weights, biases, quantization-free data) in a TFLite model: its flash footprint
+    without the flatbuffer's structure."""
+    interpreter = load_interpreter(model_content, xnnpack=False)
+    produced = {int(t) for op in interpreter._get_ops_details() for t in op["outputs"]}
+    inputs = {d["index"] for d in interpreter.get_input_details()}
+    total = 0
+    for detail in interpreter.get_tensor_details():
+        index = detail["index"]
+        if index in produced or index in inputs or not len(detail["shape"]):
+            continue
+        try:
+            total += interpreter.get_tensor(index).nbytes
+        except ValueError:  # tensors without data (scratch, variables)
+            continue
+    return total
+
+
 def measure_latency(model_content: bytes, num_threads: int = 1, runs: int = 50, warmup: int = 5, seed: int = 0):
     """Per-invoke latencies in milliseconds on random input (a numpy array of `runs` values)."""
     interpreter = load_interpreter(model_content, num_threads=num_threads)

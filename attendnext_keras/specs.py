@@ -288,7 +288,10 @@ BASE = ModelSpec(
 MICRO = BASE.replace(
     name="micro",
     input_size=96,
-    width=0.35,
+    width=0.3,
+    # The 1000-class classifier dominates flash at this size, so the last stage stays at 384 (×0.3 → 112).
+    stages=BASE.stages[:3] + (StageSpec(columns=_columns(1, _dwsep(384), _dwsep(384), _dwsep(384)),
+                                        downsample="blur", merge="concat"),),
     head=HeadSpec(hidden=0, dropout=0.1),
     description="TensorFlow Lite Micro scale: 96×96, int8 weights ≤ 256 KB, tensor arena ≤ 256 KB.",
 )

@@ -1,0 +1,135 @@
+"""Conversion to TFLite, the XNNPACK delegation report and TensorFlow Lite Micro, on the micro variant."""
+
+import numpy as np
+import pytest
+
+import attendnext_keras as an
+from attendnext_keras.conversion import to_tflite, write_atomic
+from attendnext_keras.micro import MicroRunner
+from attendnext_keras.runtime import delegation_report, load_interpreter, weight_bytes
+
+KB = 1024
+
+
+@pytest.fixture(scope="module")
+def micro_model():
+    # Logits out: SOFTMAX is outside XNNPACK in int8, and TFLM aborts on a 1000-wide int8 SOFTMAX.
+    return an.AttendNeXt(variant="micro", classifier_activation=None)
+
+
+@pytest.fixture(scope="module")
+def calibration(flower_images):
+    """Real photographs resized to 96×96, pixels in [0, 255]."""
+    import tensorflow as tf
+
+    return np.asarray(tf.image.resize(flower_images, (96, 96)))
+
+
+@pytest.fixture(scope="module")
+def micro_int8(micro_model, calibration):
+    return to_tflite(micro_model, "int8-ptq", representative_data=[calibration])
+
+
+def _run_litert(blob, x, xnnpack):
+    interpreter = load_interpreter(blob, xnnpack=xnnpack)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def _quantize_input(blob, images):
+    detail = load_interpreter(blob, xnnpack=False).get_input_details()[0]
+    scale, zero = detail["quantization"]
+    return np.clip(np.round(images / scale + zero), -128, 127).astype(np.int8)
+
+
+def test_micro_int8_is_one_xnnpack_partition_and_fully_int8(micro_int8):
+    report = delegation_report(micro_int8)
+    assert report["partitions"] == 1 and report["ops_outside"] == []
+    interpreter = load_interpreter(micro_int8, xnnpack=False)
+    dtypes = {d["dtype"] for d in interpreter.get_tensor_details()}
+    assert dtypes <= {np.int8, np.int32}, dtypes  # int8 activations and weights, int32 biases only
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    assert {"QUANTIZE", "DEQUANTIZE"}.isdisjoint(report["op_histogram"])
+    assert {"DEPTH_TO_SPACE", "LOGISTIC", "MUL", "CONCATENATION"} <= set(report["op_histogram"])
+
+
+def test_micro_fits_a_microcontroller(micro_int8):
+    assert weight_bytes(micro_int8) <= 256 * KB
+    assert MicroRunner(micro_int8).arena_bytes <= 256 * KB
+
+
+def test_tflm_matches_litert(micro_int8, calibration):
+    x = _quantize_input(micro_int8, calibration[:1])
+    micro = MicroRunner(micro_int8).run(x).astype(int)
+    reference = _run_litert(micro_int8, x, xnnpack=False).astype(int)
+    xnnpack = _run_litert(micro_int8, x, xnnpack=True).astype(int)
+    assert np.abs(micro - reference).max() <= 1  # same reference kernels, at most 1 LSB of rounding
+    assert np.abs(micro - xnnpack).max() <= 2
+
+
+def test_float32_conversion_matches_keras(micro_model, calibration):
+    blob = to_tflite(micro_model, "float32")
+    assert delegation_report(blob)["partitions"] == 1
+    expected = np.asarray(micro_model(calibration[:1]))
+    np.testing.assert_allclose(_run_litert(blob, calibration[:1], xnnpack=True), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_report_names_ops_that_leave_xnnpack():
+    import keras
+
+    inp = keras.Input((8, 8, 4))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inp)
+    x = keras.layers.Activation("hard_swish")(x)
+    blob = to_tflite(keras.Model(inp, keras.layers.Conv2D(4, 1)(x)), "int8-ptq",
+                     representative_data=[np.random.default_rng(0).normal(size=(4, 8, 8, 4))])
+    report = delegation_report(blob)
+    assert report["ops_outside"] == ["HARD_SWISH"] and report["partitions"] == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_not_a_tflite_file():
+    with pytest.raises(ValueError, match="Not a TFLite model"):
+        load_interpreter(b"PK\x03\x04 this is a zip file")
+    with pytest.raises(ValueError, match="Not a TFLite model"):
+        MicroRunner(b"\x00" * 64)
+
+
+def test_representative_data_of_the_wrong_shape(micro_model):
+    with pytest.raises(ValueError, match=r"shape \(96, 96, 3\)"):
+        to_tflite(micro_model, "int8-ptq", representative_data=[np.zeros((2, 64, 64, 3))])
+
+
+def test_bad_mode_and_missing_calibration(micro_model):
+    with pytest.raises(ValueError, match="mode"):
+        to_tflite(micro_model, "int4")
+    with pytest.raises(ValueError, match="representative_data"):
+        to_tflite(micro_model, "int8-ptq")
+
+
+def test_unknown_input_size_is_refused():
+    import keras
+
+    inp = keras.Input((None, None, 3))
+    with pytest.raises(ValueError, match="unknown size"):
+        to_tflite(keras.Model(inp, keras.layers.Conv2D(2, 3)(inp)), "float32")
+
+
+def test_micro_runner_checks_its_input(micro_int8):
+    with pytest.raises(ValueError, match="int8 of shape"):
+        MicroRunner(micro_int8).run(np.zeros((1, 96, 96, 3), np.float32))
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "model.tflite"
+    with pytest.raises(TypeError):
+        write_atomic(target, "not bytes")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_atomic(tmp_path / "missing" / "model.tflite", b"TFL3")
+    write_atomic(target, b"1234TFL3")
+    assert target.read_bytes() == b"1234TFL3" and len(list(tmp_path.iterdir())) == 1
