@@ -89,14 +89,17 @@ def _weighted_parts(model):
     return parts
 
 
-def copy_weights(source, target) -> int:
+def copy_weights(source, target, skip=()) -> int:
     """Copies weights between two models of the same layer names, across Keras flavours; returns the count copied.
 
     Layers are matched by name (the builder gives every layer a fixed name) and each layer's weights by position,
     which is the same for the built-in layers of Keras 3 and tf-keras. A layer missing on either side or a shape
-    mismatch raises ValueError naming the layer.
+    mismatch raises ValueError naming the layer. Layers named in `skip` are left alone.
     """
     src, dst = _weighted_parts(source), _weighted_parts(target)
+    for name in skip:
+        src.pop(name, None)
+        dst.pop(name, None)
     missing = sorted(set(src) ^ set(dst))
     if missing:
         raise ValueError(f"Cannot copy weights from '{source.name}' to '{target.name}': layers with weights present in "

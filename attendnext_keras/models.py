@@ -23,7 +23,7 @@ WEIGHTS: dict = {}
 POOLINGS = (None, "avg", "max")
 
 
-def obtain_input_shape(input_shape, spec: ModelSpec, include_top: bool):
+def obtain_input_shape(input_shape, spec: ModelSpec):
     """Checks `input_shape` against the spec (the one place for these checks); returns a (H, W, C) tuple."""
     if input_shape is None:
         return (spec.input_size, spec.input_size, 3)
@@ -47,14 +47,16 @@ def obtain_input_shape(input_shape, spec: ModelSpec, include_top: bool):
     return shape
 
 
-def _validate_args(include_top, weights, pooling, classes, classifier_activation):
-    if not (weights is None or isinstance(weights, (str, os.PathLike))):
-        raise ValueError(f"`weights` must be None or the path to a weights file. Received: weights={weights!r}")
-    if isinstance(weights, str) and weights in ("imagenet",) + tuple(WEIGHTS):
-        pass
-    elif weights is not None and not os.path.exists(weights):
-        raise ValueError(f"`weights` must be None or the path to an existing weights file; no file at that path. "
-                         f"Received: weights={weights!r}")
+def _validate_args(weights, pooling, include_top, classes, classifier_activation, spec):
+    if weights is not None:
+        if not isinstance(weights, (str, os.PathLike)):
+            raise ValueError(f"`weights` must be None or the path to a weights file. Received: weights={weights!r}")
+        if not os.path.exists(weights):
+            if weights == "imagenet" or weights in WEIGHTS:
+                raise ValueError(f"No pretrained weights are published for AttendNeXt '{spec.name}' yet; `weights` "
+                                 f"must be None or the path to a weights file. Received: weights={weights!r}")
+            raise ValueError(f"`weights` must be None or the path to an existing weights file; no file at that "
+                             f"path. Received: weights={weights!r}")
     if pooling not in POOLINGS:
         raise ValueError(f"`pooling` must be one of None, 'avg', 'max'. Received: pooling={pooling!r}")
     if include_top and (not isinstance(classes, int) or classes < 1):
@@ -114,16 +116,11 @@ def AttendNeXt(include_top=True, weights=None, input_tensor=None, input_shape=No
     flavour = _keras.resolve_flavour(keras)
     spec = _resolve_spec(variant, spec, alpha, attention, antialias)
     check_constraints(spec) if enforce_constraints else check_structure(spec)
-    _validate_args(include_top, weights, pooling, classes, classifier_activation)
-    if weights is not None and not os.path.exists(weights):
-        raise ValueError(
-            f"No pretrained weights are published for AttendNeXt '{spec.name}' yet; `weights` must be None or the "
-            f"path to an existing weights file. Received: weights={weights!r}"
-        )
+    _validate_args(weights, pooling, include_top, classes, classifier_activation, spec)
     K = _keras.get_keras(flavour)
     if input_tensor is not None and input_shape is None:
         input_shape = tuple(input_tensor.shape[1:])
-    input_shape = obtain_input_shape(input_shape, spec, include_top)
+    input_shape = obtain_input_shape(input_shape, spec)
 
     if input_tensor is None:
         img_input = K.layers.Input(shape=input_shape, name="image")
@@ -245,30 +242,24 @@ def feature_extractor(model, levels=("P2", "P3", "P4", "P5")):
 
 
 def feature_info(spec) -> list:
-    """[dict(num_chs, reduction, name)] for each stage of a spec, as timm's feature_info."""
+    """[dict(num_chs, reduction, name)] for each stage of a spec, as timm's feature_info. A stage whose columns stay
+    independent reports the channels of all its columns together (what `feature_extractor` concatenates)."""
     spec = get_spec(spec)
+    widths = [scaled(spec.stem.filters, spec.width)]  # one entry per tensor passed on: shared, or one per column
     info = []
-    channels = None
     for i, (stage, stride) in enumerate(zip(spec.stages, spec.strides), 1):
-        widths = []
-        for column in stage.columns:
-            width = channels_of_column(column, spec, channels if channels else None, stage)
-            widths.append(width)
-        channels = widths[0] if stage.merge == "add" else sum(widths) if stage.merge == "concat" else widths
-        num = channels if isinstance(channels, int) else sum(channels)
-        info.append(dict(num_chs=num, reduction=stride, name=f"stage{i}"))
-        if isinstance(channels, list):
-            channels = channels  # independent columns carry on
+        incoming = widths if len(widths) == len(stage.columns) else widths * len(stage.columns)
+        outs = []
+        for column, width in zip(stage.columns, incoming):
+            if stage.downsample == "conv":
+                width = scaled(stage.downsample_filters, spec.width)
+            for block in column.blocks:
+                width = scaled(block.filters, spec.width) if block.filters else width
+            outs.append(width)
+        if stage.merge == "concat":
+            outs = [sum(outs)]
+        elif stage.merge == "add":
+            outs = outs[:1]
+        widths = outs
+        info.append(dict(num_chs=sum(widths), reduction=stride, name=f"stage{i}"))
     return info
-
-
-def channels_of_column(column, spec, incoming, stage):
-    width = incoming
-    if isinstance(width, list):
-        width = None
-    if stage.downsample == "conv":
-        width = scaled(stage.downsample_filters, spec.width)
-    for block in column.blocks:
-        if block.filters:
-            width = scaled(block.filters, spec.width)
-    return width
