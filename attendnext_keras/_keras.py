@@ -18,7 +18,7 @@ def resolve_flavour(keras_module=None) -> str:
     if keras_module is None:
         return "keras"
     if isinstance(keras_module, str):
-        name = {"keras3": "keras", "tf.keras": "tf_keras", "tf-keras": "tf_keras", "keras2": "tf_keras"}.get(
+        name = {"keras3": "keras", "tf-keras": "tf_keras", "keras2": "tf_keras"}.get(
             keras_module, keras_module
         )
         if name not in FLAVOURS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -21,21 +22,25 @@ def cmd_variants(args):
 
 
 def _build(args):
-    from attendnext_keras.models import AttendNeXt
+    """The model and the spec it was built from (with --alpha and --input-size applied)."""
+    from attendnext_keras.models import AttendNeXt, _resolve_spec
 
-    shape = (args.input_size, args.input_size, 3) if args.input_size else None
-    return AttendNeXt(variant=args.variant, input_shape=shape, classes=args.classes, alpha=args.alpha)
+    spec = _resolve_spec(args.variant, None, args.alpha, None, None)
+    if args.input_size:
+        spec = spec.replace(input_size=args.input_size)
+    return AttendNeXt(spec=spec, classes=args.classes), spec
 
 
 def cmd_profile(args):
     from attendnext_keras.profiling import profile
-    from attendnext_keras.specs import get_spec, summarize_spec
+    from attendnext_keras.specs import summarize_spec
 
-    result = profile(_build(args))
+    model, spec = _build(args)
+    result = profile(model)
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
         return
-    print(summarize_spec(get_spec(args.variant)))
+    print(summarize_spec(spec))
     print(result.table(per_layer=args.per_layer))
 
 
@@ -46,10 +51,10 @@ def cmd_demo(args):
     from attendnext_keras.conversion import to_tflite
     from attendnext_keras.profiling import profile
     from attendnext_keras.runtime import delegation_report, measure_latency
-    from attendnext_keras.specs import get_spec, summarize_spec
+    from attendnext_keras.specs import summarize_spec
 
-    model = _build(args)
-    print(summarize_spec(get_spec(args.variant)))
+    model, spec = _build(args)
+    print(summarize_spec(spec))
     print(profile(model).table())
     shape = tuple(model.inputs[0].shape[1:])
     rng = np.random.default_rng(0)
@@ -96,10 +101,11 @@ def main(argv=None):
     from attendnext_keras._keras import quiet_tensorflow
 
     quiet_tensorflow()
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"attendnext {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -24,7 +24,7 @@ def _representative(data, input_shape, limit=200):
     def gen():
         count = 0
         for item in data:
-            batch = np.asarray(item[0] if isinstance(item, (tuple, list)) else item, dtype=np.float32)
+            batch = np.asarray(item[0] if isinstance(item, tuple) else item, dtype=np.float32)
             if batch.shape == expected:
                 batch = batch[None]
             if batch.shape[1:] != expected:
@@ -53,6 +53,12 @@ def to_tflite(model, mode="float32", representative_data=None, int8_io=True, cal
     if mode == "int8-ptq" and representative_data is None:
         raise ValueError("mode='int8-ptq' calibrates activation ranges and needs `representative_data`: an iterable "
                          "of images shaped like the model input (100–500 real images is typical).")
+    if mode == "int8" and not any(type(l).__name__.startswith("Quantize") for l in model.layers):
+        raise ValueError(f"mode='int8' converts a quantization-aware model (attendnext_keras.quantization."
+                         f"quantize_model); '{model.name}' has no quantizers. Use mode='int8-ptq' with "
+                         f"representative_data to quantize a float model.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
     if len(model.inputs) != 1:
         raise ValueError(f"Expected a model with one image input. Received {len(model.inputs)} inputs.")
     if any(d is None for d in model.inputs[0].shape[1:]):
@@ -95,6 +101,9 @@ def write_atomic(path, data: bytes) -> str:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the mode a plain open() would
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

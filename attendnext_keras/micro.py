@@ -45,12 +45,11 @@ class MicroRunner:
 
         if not isinstance(model_content, (bytes, bytearray)) or model_content[4:8] != b"TFL3":
             raise ValueError("Not a TFLite model: the flatbuffer identifier 'TFL3' is missing at bytes 4–8.")
-        with _capture_c_stdio() as log:
-            try:
+        try:
+            with _capture_c_stdio() as log:
                 self.interpreter = runtime.Interpreter.from_bytes(bytes(model_content), arena_size=arena_size)
-            except RuntimeError as error:
-                raise RuntimeError(f"TFLite Micro cannot load this model: {error}") from error
-        self._init_log = log
+        except RuntimeError as error:
+            raise RuntimeError(f"TFLite Micro cannot load this model: {error}. Its log: {log[0][-500:]}") from error
 
     @property
     def arena_bytes(self) -> int:

@@ -25,9 +25,7 @@ POOLINGS = (None, "avg", "max")
 
 def obtain_input_shape(input_shape, spec: ModelSpec):
     """Checks `input_shape` against the spec (the one place for these checks); returns a (H, W, C) tuple."""
-    if input_shape is None:
-        return (spec.input_size, spec.input_size, 3)
-    shape = tuple(input_shape)
+    shape = (spec.input_size, spec.input_size, 3) if input_shape is None else tuple(input_shape)
     if len(shape) != 3:
         raise ValueError(f"`input_shape` must be (height, width, channels) with channels last. "
                          f"Received: input_shape={input_shape}")
@@ -118,7 +116,10 @@ def AttendNeXt(include_top=True, weights=None, input_tensor=None, input_shape=No
     check_constraints(spec) if enforce_constraints else check_structure(spec)
     _validate_args(weights, pooling, include_top, classes, classifier_activation, spec)
     K = _keras.get_keras(flavour)
-    if input_tensor is not None and input_shape is None:
+    if input_tensor is not None:
+        if _is_keras_tensor(K, input_tensor) and _keras.flavour_of(input_tensor) != flavour:
+            raise ValueError(f"`input_tensor` is a {_keras.flavour_of(input_tensor)} tensor but the model is built "
+                             f"with keras={flavour!r}. Pass a tensor of the same Keras flavour.")
         input_shape = tuple(input_tensor.shape[1:])
     input_shape = obtain_input_shape(input_shape, spec)
 

@@ -109,6 +109,10 @@ def _inbound_names(layer):
 
 def profile(model, bytes_per_element=1) -> ModelProfile:
     """Profiles a functional Keras model (either flavour). Returns a ModelProfile; print `.table()` for a summary."""
+    unknown = [l.name for l in model.layers if any(d is None for d in _shape(l.output)[1:])]
+    if unknown:
+        raise ValueError(f"Cannot profile '{model.name}': layer '{unknown[0]}' has an output of unknown size. Build "
+                         f"the model with a fixed `input_shape`.")
     layers = []
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":

@@ -8,12 +8,6 @@ import time
 import numpy as np
 
 
-def _interpreter_cls():
-    from ai_edge_litert.interpreter import Interpreter
-
-    return Interpreter
-
-
 def load_interpreter(model_content: bytes, num_threads: int = 1, xnnpack: bool = True):
     """A LiteRT interpreter with tensors allocated; XNNPACK (the default CPU delegate) on unless xnnpack=False."""
     from ai_edge_litert import interpreter as litert
@@ -82,6 +76,8 @@ def weight_bytes(model_content: bytes) -> int:
 
 def measure_latency(model_content: bytes, num_threads: int = 1, runs: int = 50, warmup: int = 5, seed: int = 0):
     """Per-invoke latencies in milliseconds on random input (a numpy array of `runs` values)."""
+    if runs < 1:
+        raise ValueError(f"`runs` must be at least 1. Received: runs={runs}")
     interpreter = load_interpreter(model_content, num_threads=num_threads)
     detail = interpreter.get_input_details()[0]
     rng = np.random.default_rng(seed)

@@ -208,8 +208,10 @@ def check_structure(spec: ModelSpec) -> None:
         fail(f"`width` must be positive. Received: width={spec.width!r}")
     if not spec.stages:
         fail("it has no stages.")
-    if spec.stem.strides < 1 or spec.stem.filters < 1:
-        fail(f"bad stem {spec.stem}")
+    if spec.input_size < 1:
+        fail(f"`input_size` must be positive. Received: {spec.input_size}")
+    if min(spec.stem.strides, spec.stem.filters, spec.stem.kernel_size) < 1:
+        fail(f"stem filters, kernel_size and strides must be positive. Received: {spec.stem}")
     for i, stage in enumerate(spec.stages, 1):
         if not stage.columns:
             fail(f"stage{i} has no columns.")
@@ -232,6 +234,17 @@ def check_structure(spec: ModelSpec) -> None:
                     fail(f"{where}: a {block.kind!r} block needs `filters`.")
                 if block.kind == "dcac" and block.filters:
                     fail(f"{where}: a DC-AC block keeps its input width; leave `filters` unset.")
+                if block.kernel_size < 1:
+                    fail(f"{where}: kernel_size must be positive. Received: {block.kernel_size}")
+                if block.kind == "dcac":
+                    from attendnext_keras.layers.dcac import check_condenser_args
+
+                    d = block.dcac or DCACSpec()
+                    try:
+                        check_condenser_args(d.condense_factor, d.embed_channels, d.embed_ratio, d.kernel_size,
+                                             d.expansion)
+                    except ValueError as error:
+                        fail(f"{where}: {error}")
         if stage.merge == "none":
             if i == len(spec.stages):
                 fail(f"the last stage must merge its columns ('concat' or 'add'), not 'none'.")
@@ -327,7 +340,8 @@ def summarize_spec(spec: ModelSpec) -> str:
              f"  stem      conv{spec.stem.kernel_size}×{spec.stem.kernel_size}/{spec.stem.strides} → "
              f"{scaled(spec.stem.filters, spec.width)}"]
     for i, (stage, stride) in enumerate(zip(spec.stages, spec.strides), 1):
-        down = f"AADS-{stage.downsample}(blur{stage.blur_size})/2" if stage.downsample else "no downsample"
+        down = ("no downsample" if not stage.downsample else f"AADS-{stage.downsample}(blur{stage.blur_size})/2"
+                if spec.antialias else f"strided-{stage.downsample}/2")
         cols = []
         for column in stage.columns:
             parts = []

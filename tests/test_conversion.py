@@ -133,3 +133,24 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         write_atomic(tmp_path / "missing" / "model.tflite", b"TFL3")
     write_atomic(target, b"1234TFL3")
     assert target.read_bytes() == b"1234TFL3" and len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8-ptq"])
+def test_model_of_our_layers_is_one_xnnpack_partition(mode):
+    """Every layer class (BlurPool2D with 'same' padding) stays inside one XNNPACK partition; 'reflect' padding
+    lowers to MIRROR_PAD, which XNNPACK does not run, and the report says so."""
+    import keras
+
+    def model(pad_mode):
+        inp = keras.Input((32, 32, 8))
+        x = an.layers.BlurPool2D(3, 2, pad_mode, name="blur")(inp)
+        x = an.layers.DoubleCondensingAttentionCondenser(condense_factor=2, name="dcac")(x)
+        x = an.layers.AttentionCondenser(condense_factor=4, name="ac")(x)
+        x = an.layers.NearestUpsample2D(2, name="up")(x)
+        return keras.Model(inp, keras.layers.Conv2D(4, 3, name="conv")(x))
+
+    data = [np.random.default_rng(0).normal(size=(8, 32, 32, 8))]
+    report = delegation_report(to_tflite(model("same"), mode, representative_data=data))
+    assert report["partitions"] == 1 and report["ops_outside"] == []
+    reflect = delegation_report(to_tflite(model("reflect"), mode, representative_data=data))
+    assert reflect["ops_outside"] == ["MIRROR_PAD"]

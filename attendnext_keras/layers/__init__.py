@@ -18,13 +18,18 @@ from attendnext_keras.layers.dcac import EXPANSIONS, apply_attention_condenser, 
 CLASS_NAMES = ("BlurPool2D", "NearestUpsample2D", "DoubleCondensingAttentionCondenser", "AttentionCondenser")
 
 
-@functools.lru_cache(maxsize=None)
 def for_flavour(flavour="keras") -> types.SimpleNamespace:
-    """The layer classes defined for one Keras flavour ("keras" or "tf_keras"), created and registered once."""
+    """The layer classes defined for one Keras flavour ("keras" or "tf_keras", or the module), created and
+    registered once."""
     from attendnext_keras import _keras
+
+    return _define_all(_keras.resolve_flavour(flavour))
+
+
+@functools.lru_cache(maxsize=None)
+def _define_all(flavour):
     from attendnext_keras.layers import blurpool, dcac, upsample
 
-    flavour = _keras.resolve_flavour(flavour)
     classes = {}
     for module in (blurpool, upsample, dcac):
         classes.update(module._define(flavour))

@@ -67,10 +67,11 @@ def check_condenser_input(input_shape, condense_factor, name, filters=None, resi
                 f"'{name}': height and width must be divisible by condense_factor={condense_factor} so that the "
                 f"expansion restores the input size. Received: input_shape={shape}"
             )
-    if residual and filters is not None and filters != channels:
+    if filters is not None and filters != channels:
         raise ValueError(
-            f"'{name}': residual=True adds V to the output, so `filters` must equal the input channels ({channels}). "
-            f"Received: filters={filters}"
+            f"'{name}': the condenser's output has the input's channels ({channels})"
+            + (", and residual=True adds V to it" if residual else "")
+            + f", so `filters` must equal the input channels. Received: filters={filters}"
         )
     return int(channels)
 
@@ -224,6 +225,7 @@ def _define(flavour: str) -> dict:
             kernel_size: side of the depthwise embedding convolution (odd).
             expansion: "depth_to_space" (nearest, kept by XNNPACK in int8), "nearest" (UpSampling2D) or "bilinear".
             residual: add V to the output (V' = V + Up(A ⊙ B)), which makes the block a gated residual.
+            filters: optional check of the output width: None, or the input channels (anything else is an error).
             **kwargs: base layer arguments.
 
         Call arguments:
