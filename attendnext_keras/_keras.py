@@ -78,7 +78,7 @@ def _weighted_parts(model):
     parts = {}
     for layer in model.layers:
         ops = getattr(layer, "ops", None)
-        if isinstance(ops, dict) or (ops is not None and hasattr(ops, "items")):
+        if hasattr(ops, "items"):
             for key, sub in ops.items():
                 if sub.weights:
                     parts[f"{layer.name}/{key}"] = sub

@@ -17,26 +17,24 @@ import numpy as np
 MODES = ("float32", "float16", "dynamic", "int8", "int8-ptq")
 
 
-def _representative(data, input_shape, limit=200):
-    """Wraps an iterable of images (arrays or batches) into the converter's generator of single-image lists."""
+def _calibration_images(data, input_shape, limit=200):
+    """The first `limit` images of an iterable of images or batches (an (x, y) tuple counts as x), checked against
+    the model's input shape before the converter starts, so a wrong shape fails in seconds, not after tracing."""
     expected = tuple(input_shape[1:])
-
-    def gen():
-        count = 0
-        for item in data:
-            batch = np.asarray(item[0] if isinstance(item, tuple) else item, dtype=np.float32)
-            if batch.shape == expected:
-                batch = batch[None]
-            if batch.shape[1:] != expected:
-                raise ValueError(f"Representative data must be images of shape {expected} (or batches of them). "
-                                 f"Received an item of shape {batch.shape}")
-            for image in batch:
-                yield [image[None]]
-                count += 1
-                if count >= limit:
-                    return
-
-    return gen
+    images = []
+    for item in data:
+        batch = np.asarray(item[0] if isinstance(item, tuple) else item, dtype=np.float32)
+        if batch.shape == expected:
+            batch = batch[None]
+        if batch.shape[1:] != expected:
+            raise ValueError(f"Representative data must be images of shape {expected} (or batches of them). "
+                             f"Received an item of shape {batch.shape}")
+        images.extend(batch[: limit - len(images)])
+        if len(images) >= limit:
+            break
+    if not images:
+        raise ValueError("`representative_data` holds no images.")
+    return images
 
 
 def to_tflite(model, mode="float32", representative_data=None, int8_io=True, calibration_steps=200,
@@ -64,14 +62,15 @@ def to_tflite(model, mode="float32", representative_data=None, int8_io=True, cal
     if any(d is None for d in model.inputs[0].shape[1:]):
         raise ValueError(f"Model '{model.name}' has an input of unknown size {tuple(model.inputs[0].shape)}; TFLite "
                          f"needs static shapes. Build it with a fixed `input_shape`, e.g. (224, 224, 3).")
+    if mode == "int8-ptq":
+        images = _calibration_images(representative_data, model.inputs[0].shape, calibration_steps)
     converter = tf.lite.TFLiteConverter.from_keras_model(_with_batch_size(model, batch_size))
     if mode != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if mode == "int8-ptq":
-        converter.representative_dataset = _representative(representative_data, model.inputs[0].shape,
-                                                           calibration_steps)
+        converter.representative_dataset = lambda: ([image[None]] for image in images)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if mode in ("int8", "int8-ptq") and int8_io:
         converter.inference_input_type = tf.int8

@@ -43,11 +43,12 @@ class MicroRunner:
     def __init__(self, model_content: bytes, arena_size: int | None = None):
         from tflite_micro.python.tflite_micro import runtime
 
-        if not isinstance(model_content, (bytes, bytearray)) or model_content[4:8] != b"TFL3":
-            raise ValueError("Not a TFLite model: the flatbuffer identifier 'TFL3' is missing at bytes 4–8.")
+        from attendnext_keras.runtime import check_tflite
+
+        model_content = check_tflite(model_content)
         try:
             with _capture_c_stdio() as log:
-                self.interpreter = runtime.Interpreter.from_bytes(bytes(model_content), arena_size=arena_size)
+                self.interpreter = runtime.Interpreter.from_bytes(model_content, arena_size=arena_size)
         except RuntimeError as error:
             raise RuntimeError(f"TFLite Micro cannot load this model: {error}. Its log: {log[0][-500:]}") from error
 

@@ -117,18 +117,16 @@ def AttendNeXt(include_top=True, weights=None, input_tensor=None, input_shape=No
     _validate_args(weights, pooling, include_top, classes, classifier_activation, spec)
     K = _keras.get_keras(flavour)
     if input_tensor is not None:
-        if _is_keras_tensor(K, input_tensor) and _keras.flavour_of(input_tensor) != flavour:
-            raise ValueError(f"`input_tensor` is a {_keras.flavour_of(input_tensor)} tensor but the model is built "
-                             f"with keras={flavour!r}. Pass a tensor of the same Keras flavour.")
+        try:
+            tensor_flavour = _keras.flavour_of(input_tensor)
+        except TypeError:
+            tensor_flavour = None
+        if tensor_flavour != flavour:
+            raise ValueError(f"`input_tensor` must be a symbolic tensor of the model's Keras flavour ({flavour}), "
+                             f"e.g. from {flavour}.Input(...). Received: {type(input_tensor).__name__}")
         input_shape = tuple(input_tensor.shape[1:])
     input_shape = obtain_input_shape(input_shape, spec)
-
-    if input_tensor is None:
-        img_input = K.layers.Input(shape=input_shape, name="image")
-    elif _is_keras_tensor(K, input_tensor):
-        img_input = input_tensor
-    else:
-        img_input = K.layers.Input(tensor=input_tensor, shape=input_shape, name="image")
+    img_input = K.layers.Input(shape=input_shape, name="image") if input_tensor is None else input_tensor
 
     x = img_input
     if include_preprocessing:
@@ -153,26 +151,11 @@ def AttendNeXt(include_top=True, weights=None, input_tensor=None, input_shape=No
     elif pooling == "max":
         x = K.layers.GlobalMaxPooling2D(name="max_pool")(x)
 
-    inputs = _source_inputs(K, input_tensor) if input_tensor is not None else img_input
+    inputs = K.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
     model = K.Model(inputs, x, name=name or f"attendnext_{spec.name}")
     if weights is not None:
         model.load_weights(os.fspath(weights))
     return model
-
-
-def _is_keras_tensor(K, tensor):
-    if hasattr(K, "backend") and hasattr(K.backend, "is_keras_tensor"):
-        try:
-            return K.backend.is_keras_tensor(tensor)
-        except ValueError:
-            return False
-    return False
-
-
-def _source_inputs(K, input_tensor):
-    if hasattr(K, "utils") and hasattr(K.utils, "get_source_inputs"):
-        return K.utils.get_source_inputs(input_tensor)
-    return input_tensor
 
 
 def _variant_builder(variant_name):

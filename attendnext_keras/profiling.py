@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-FUSED = ("BatchNormalization", "ReLU", "Dropout", "Rescaling", "InputLayer")
+FUSED = ("BatchNormalization", "ReLU", "Dropout", "Rescaling")
 
 
 @dataclasses.dataclass
@@ -126,26 +126,21 @@ def profile(model, bytes_per_element=1) -> ModelProfile:
 
 
 def _peak_activation(model, bytes_per_element):
-    order = [layer for layer in model.layers]
+    order = list(model.layers)
     buffer_of = {}  # layer name -> buffer id (fused layers share their input's buffer)
-    size_of = {}
-    readers = {}
+    size_of, created, readers = {}, {}, {}
     for step, layer in enumerate(order):
         inbound = _inbound_names(layer)
         for name in inbound:
             readers[buffer_of.get(name, name)] = step
-        kind = type(layer).__name__
-        if kind in FUSED and inbound and kind != "InputLayer":
+        if type(layer).__name__ in FUSED and inbound:
             buffer_of[layer.name] = buffer_of.get(inbound[0], inbound[0])
         else:
             buffer_of[layer.name] = layer.name
             size_of[layer.name] = _elements(_shape(layer.output)) * bytes_per_element
+            created[layer.name] = step
     for out in _as_list(model.outputs):
         readers[buffer_of[out._keras_history[0].name]] = len(order)
-    created = {}
-    for step, layer in enumerate(order):
-        if buffer_of[layer.name] == layer.name:
-            created[layer.name] = step
     peak, peak_after = 0, ""
     for step, layer in enumerate(order):
         live = sum(size for buf, size in size_of.items() if created[buf] <= step <= readers.get(buf, created[buf]))

@@ -8,15 +8,21 @@ import time
 import numpy as np
 
 
+def check_tflite(model_content) -> bytes:
+    """Returns the flatbuffer as bytes, or raises ValueError when it is not a TFLite model."""
+    if not isinstance(model_content, (bytes, bytearray)) or model_content[4:8] != b"TFL3":
+        raise ValueError("Not a TFLite model: the flatbuffer identifier 'TFL3' is missing at bytes 4–8.")
+    return bytes(model_content)
+
+
 def load_interpreter(model_content: bytes, num_threads: int = 1, xnnpack: bool = True):
     """A LiteRT interpreter with tensors allocated; XNNPACK (the default CPU delegate) on unless xnnpack=False."""
     from ai_edge_litert import interpreter as litert
 
-    if not isinstance(model_content, (bytes, bytearray)) or len(model_content) < 8 or model_content[4:8] != b"TFL3":
-        raise ValueError("Not a TFLite model: the flatbuffer identifier 'TFL3' is missing at bytes 4–8.")
+    model_content = check_tflite(model_content)
     resolver = (litert.OpResolverType.AUTO if xnnpack
                 else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interpreter = litert.Interpreter(model_content=bytes(model_content), num_threads=num_threads,
+    interpreter = litert.Interpreter(model_content=model_content, num_threads=num_threads,
                                      experimental_op_resolver_type=resolver)
     interpreter.allocate_tensors()
     return interpreter

@@ -28,6 +28,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+from attendnext_keras.layers.dcac import check_condenser_args
+
 BLOCK_KINDS = ("conv", "dwsep", "dcac")
 DOWNSAMPLES = ("max", "conv", "blur")
 MERGES = ("none", "concat", "add")
@@ -237,8 +239,6 @@ def check_structure(spec: ModelSpec) -> None:
                 if block.kernel_size < 1:
                     fail(f"{where}: kernel_size must be positive. Received: {block.kernel_size}")
                 if block.kind == "dcac":
-                    from attendnext_keras.layers.dcac import check_condenser_args
-
                     d = block.dcac or DCACSpec()
                     try:
                         check_condenser_args(d.condense_factor, d.embed_channels, d.embed_ratio, d.kernel_size,

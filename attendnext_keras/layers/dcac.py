@@ -187,19 +187,14 @@ def _define(flavour: str) -> dict:
             self.kernel_size = kernel_size
             self.expansion = expansion
 
-        def _residual(self):
-            return False
-
-        def _filters(self):
-            return None
-
         def build(self, input_shape):
-            channels = check_condenser_input(input_shape, self.condense_factor, self.name, self._filters(),
-                                             self._residual())
+            residual = getattr(self, "residual", False)  # only DC-AC has `residual` and `filters`
+            channels = check_condenser_input(input_shape, self.condense_factor, self.name,
+                                             getattr(self, "filters", None), residual)
             self.ops = _make_sublayers(
                 keras, flavour, kind=self.kind, channels=channels, condense_factor=self.condense_factor,
                 embed_channels=self.embed_channels, embed_ratio=self.embed_ratio, kernel_size=self.kernel_size,
-                expansion=self.expansion, residual=self._residual(), prefix="",
+                expansion=self.expansion, residual=residual, prefix="",
             )
             _build_sublayers(self.ops, input_shape, flavour)
             super().build(input_shape)
@@ -247,12 +242,6 @@ def _define(flavour: str) -> dict:
             super().__init__(condense_factor, embed_channels, embed_ratio, kernel_size, expansion, **kwargs)
             self.residual = bool(residual)
             self.filters = filters
-
-        def _residual(self):
-            return self.residual
-
-        def _filters(self):
-            return self.filters
 
         def get_config(self):
             config = super().get_config()

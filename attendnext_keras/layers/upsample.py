@@ -13,6 +13,8 @@ from attendnext_keras import _keras
 
 def upsample_steps(size: int) -> list[int]:
     """Factors applied one after the other: ×2 steps for powers of two, otherwise one step."""
+    if size == 1:
+        return []
     if size & (size - 1) == 0:
         return [2] * (size.bit_length() - 1)
     return [size]
@@ -55,7 +57,7 @@ def _define(flavour: str) -> dict:
 
         def call(self, inputs):
             x = inputs
-            for step in upsample_steps(self.size) if self.size > 1 else []:
+            for step in upsample_steps(self.size):
                 x = tf.nn.depth_to_space(tf.concat([x] * (step * step), axis=-1), step)
             return x
 

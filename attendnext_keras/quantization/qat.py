@@ -7,18 +7,14 @@ starts, so a translation error can never pass silently into QAT.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from attendnext_keras import _keras
 from attendnext_keras.quantization import tfmot_compat
 from attendnext_keras.quantization.configs import CUSTOM_CONFIGS, quantize_scope
 
-# Layers the default 8-bit registry annotates itself (Conv+BN+ReLU are folded by its transforms).
-DEFAULT_REGISTRY = {
-    "Conv2D", "DepthwiseConv2D", "Dense", "BatchNormalization", "ReLU", "Activation", "Add", "Concatenate",
-    "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Dropout", "Flatten",
-    "Reshape", "ZeroPadding2D", "UpSampling2D", "SeparableConv2D", "Softmax",
-}
 COMPOSITE = {"DoubleCondensingAttentionCondenser", "AttentionCondenser"}
 
 
@@ -128,12 +124,19 @@ def check_same_outputs(reference, candidate, atol=1e-4, seed=0):
     return diff
 
 
+@functools.lru_cache(maxsize=None)
+def _default_registry():
+    return tfmot_compat.tfmot().quantization.keras.default_8bit.Default8BitQuantizeScheme().get_quantize_registry()
+
+
 def _annotate(layer):
     tfmot = tfmot_compat.tfmot()
     name = type(layer).__name__
     if name in CUSTOM_CONFIGS:
         return tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=CUSTOM_CONFIGS[name]())
-    if name in DEFAULT_REGISTRY:
+    # tfmot's own registry decides for built-ins; BatchNormalization is folded into its convolution by tfmot's
+    # transforms, so it is annotated although the registry does not list it.
+    if _default_registry().supports(layer) or name == "BatchNormalization":
         return tfmot.quantization.keras.quantize_annotate_layer(layer)
     if name in COMPOSITE:
         raise ValueError(f"Layer '{layer.name}' ({name}) holds several layers and cannot be quantized as one. Build "
