@@ -51,7 +51,7 @@ def to_tflite(model, mode="float32", representative_data=None, int8_io=True, cal
     if mode == "int8-ptq" and representative_data is None:
         raise ValueError("mode='int8-ptq' calibrates activation ranges and needs `representative_data`: an iterable "
                          "of images shaped like the model input (100–500 real images is typical).")
-    if mode == "int8" and not any(type(l).__name__.startswith("Quantize") for l in model.layers):
+    if mode == "int8" and not any(type(layer).__name__.startswith("Quantize") for layer in model.layers):
         raise ValueError(f"mode='int8' converts a quantization-aware model (attendnext_keras.quantization."
                          f"quantize_model); '{model.name}' has no quantizers. Use mode='int8-ptq' with "
                          f"representative_data to quantize a float model.")

@@ -71,3 +71,193 @@ class MicroRunner:
         self.interpreter.set_input(x, 0)
         self.interpreter.invoke()
         return np.array(self.interpreter.get_output(0))
+
+
+def quantize_input(images, detail) -> np.ndarray:
+    """Float pixels → the model's input dtype with its scale and zero point (no-op for float inputs)."""
+    images = np.asarray(images, dtype=np.float32)
+    dtype = np.dtype(detail["dtype"])
+    if not np.issubdtype(dtype, np.integer):
+        return images.astype(dtype)
+    if "quantization" in detail:  # LiteRT's detail
+        scale, zero_point = detail["quantization"]
+    else:  # TFLite Micro's detail
+        scale, zero_point = detail["quantization_parameters"]["scales"][0], detail["quantization_parameters"]["zero_points"][0]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def compare_with_litert(model_content: bytes, images) -> dict:
+    """Runs each image through TFLite Micro and through LiteRT (its reference kernels and XNNPACK) and reports
+    the largest output differences in quantization steps (LSB) and the top-1 agreement.
+
+    `images` are float pixels shaped like the model input without the batch axis (or a batch of them).
+    """
+    from attendnext_keras.runtime import load_interpreter
+
+    runner = MicroRunner(model_content)
+    reference = load_interpreter(model_content, xnnpack=False)
+    xnnpack = load_interpreter(model_content, xnnpack=True)
+    detail = reference.get_input_details()[0]
+    images = np.asarray(images, dtype=np.float32)
+    if images.shape == tuple(detail["shape"][1:]):
+        images = images[None]
+    if images.shape[1:] != tuple(detail["shape"][1:]):
+        raise ValueError(f"Images must have shape {tuple(detail['shape'][1:])}. Received: {images.shape[1:]}")
+    diffs = {"reference": 0, "xnnpack": 0}
+    agree = 0
+    for image in images:
+        x = quantize_input(image[None], detail)
+        micro = runner.run(x).astype(np.int64)
+        outputs = {}
+        for key, interpreter in (("reference", reference), ("xnnpack", xnnpack)):
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+            interpreter.invoke()
+            outputs[key] = interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).astype(np.int64)
+            diffs[key] = max(diffs[key], int(np.abs(micro - outputs[key]).max()))
+        agree += int(np.argmax(micro) == np.argmax(outputs["xnnpack"]))
+    return {"images": len(images), "arena_bytes": runner.arena_bytes,
+            "max_lsb_vs_litert_reference": diffs["reference"], "max_lsb_vs_xnnpack": diffs["xnnpack"],
+            "top1_agreement": agree / len(images)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# C sources for a TFLM application: the model as an aligned array, its settings, and the op resolver it needs.
+
+# MicroMutableOpResolver method names that do not follow CamelCase of the builtin op name.
+_RESOLVER_EXCEPTIONS = {"BATCH_MATMUL": "BatchMatMul", "CUMSUM": "CumSum", "PADV2": "PadV2", "SPLIT_V": "SplitV",
+                        "ADD_N": "AddN", "SPACE_TO_BATCH_ND": "SpaceToBatchNd", "BATCH_TO_SPACE_ND": "BatchToSpaceNd",
+                        "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTM", "L2_POOL_2D": "L2Pool2D"}
+
+
+def resolver_method(op_name: str) -> str:
+    """The MicroMutableOpResolver method that registers a builtin op: CONV_2D → AddConv2D."""
+    if op_name in _RESOLVER_EXCEPTIONS:
+        return "Add" + _RESOLVER_EXCEPTIONS[op_name]
+    return "Add" + "".join(part if re.fullmatch(r"\d+D", part) else part.capitalize() for part in op_name.split("_"))
+
+
+def model_ops(model_content: bytes) -> list[str]:
+    """The builtin ops a model uses (sorted, once each): what its op resolver must register."""
+    from attendnext_keras.runtime import load_interpreter
+
+    ops = {op["op_name"] for op in load_interpreter(model_content, xnnpack=False)._get_ops_details()}
+    return sorted(ops - {"DELEGATE"})
+
+
+def _c_identifier(name):
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"`name` must be a C identifier (letters, digits, underscores; not starting with a digit). "
+                         f"Received: name={name!r}")
+    return name
+
+
+def _c_float(value):
+    text = repr(float(value))
+    return (text if any(c in text for c in ".e") else text + ".0") + "f"
+
+
+def _c_string(text):
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def c_array_source(model_content: bytes, name: str, bytes_per_line: int = 12) -> str:
+    """The .cc body: `alignas(16) const unsigned char g_<name>[]` holding the flatbuffer, and its length.
+    TFLM reads tensors in place from the array, so it must be 16-byte aligned."""
+    lines = []
+    for start in range(0, len(model_content), bytes_per_line):
+        chunk = model_content[start:start + bytes_per_line]
+        lines.append("    " + ", ".join(f"0x{b:02x}" for b in chunk) + ",")
+    return (f"alignas(16) const unsigned char g_{name}[] = {{\n" + "\n".join(lines) + "\n};\n"
+            f"const unsigned int g_{name}_len = {len(model_content)};\n")
+
+
+def read_c_array(source: str) -> bytes:
+    """The bytes of the first array in a generated .cc source (the inverse of c_array_source)."""
+    match = re.search(r"\[\]\s*=\s*\{(.*?)\};", source, re.S)
+    if not match:
+        raise ValueError("No C array initialiser found in the source.")
+    return bytes(int(token, 16) for token in re.findall(r"0x([0-9a-fA-F]{2})", match.group(1)))
+
+
+def write_c_sources(model_content: bytes, folder, name: str = "attendnext_model", metadata: dict | None = None,
+                    arena_bytes: int | None = None, arena_margin: float = 0.1) -> dict:
+    """Writes `<name>.h`, `<name>.cc` and `<name>_op_resolver.h` into `folder` (see tflite/README.md).
+
+    The header carries the input size, the int8 input/output scale and zero point, the class names (from the
+    export metadata when given) and the tensor arena size: the TFLM plan's measured arena plus `arena_margin`
+    for per-op scratch and alignment (measured here when not given). Returns {kind: path}.
+    """
+    from attendnext_keras import __version__
+    from attendnext_keras.conversion import write_atomic
+    from attendnext_keras.runtime import check_tflite, load_interpreter
+
+    model_content = check_tflite(model_content)
+    name = _c_identifier(name)
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Cannot write C sources: folder '{folder}' does not exist.")
+    interpreter = load_interpreter(model_content, xnnpack=False)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    if arena_bytes is None:
+        arena_bytes = MicroRunner(model_content).arena_bytes
+    arena = int(np.ceil(arena_bytes * (1 + arena_margin) / 16) * 16)
+    class_names = (metadata or {}).get("class_names") or [f"class_{i}" for i in range(int(out["shape"][-1]))]
+    ops = model_ops(model_content)
+    guard = name.upper()
+    banner = (f"// Generated by attendnext_keras {__version__}"
+              + (f" from '{metadata['model_name']}' ({metadata['mode']})" if metadata else "") + ". Do not edit.\n")
+
+    header = f"""{banner}#ifndef {guard}_H_
+#define {guard}_H_
+
+#include <cstddef>
+
+extern const unsigned char g_{name}[];  // the .tflite flatbuffer, 16-byte aligned
+extern const unsigned int g_{name}_len;
+
+namespace {name} {{
+constexpr int kInputHeight = {int(inp['shape'][1])};
+constexpr int kInputWidth = {int(inp['shape'][2])};
+constexpr int kInputChannels = {int(inp['shape'][3])};
+// x_int8 = round(pixel / kInputScale) + kInputZeroPoint, pixel in the range the model was trained on
+constexpr float kInputScale = {_c_float(inp['quantization'][0])};
+constexpr int kInputZeroPoint = {int(inp['quantization'][1])};
+// value = (y_int8 - kOutputZeroPoint) * kOutputScale; the output is {(metadata or {}).get('output', {}).get('kind', 'logits')}
+constexpr float kOutputScale = {_c_float(out['quantization'][0])};
+constexpr int kOutputZeroPoint = {int(out['quantization'][1])};
+constexpr int kNumClasses = {len(class_names)};
+extern const char* const kClassNames[kNumClasses];
+// TFLM's measured plan ({arena_bytes} bytes) plus {arena_margin:.0%} for scratch buffers and alignment.
+constexpr size_t kTensorArenaSize = {arena};
+}}  // namespace {name}
+
+#endif  // {guard}_H_
+"""
+    source = (f'{banner}#include "{name}.h"\n\n' + c_array_source(model_content, name)
+              + f"\nnamespace {name} {{\nconst char* const kClassNames[kNumClasses] = {{"
+              + ", ".join(_c_string(c) for c in class_names) + f"}};\n}}  // namespace {name}\n")
+    registrations = "\n".join(f"  TF_LITE_ENSURE_STATUS(resolver.{resolver_method(op)}());" for op in ops)
+    resolver = f"""{banner}#ifndef {guard}_OP_RESOLVER_H_
+#define {guard}_OP_RESOLVER_H_
+
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+
+namespace {name} {{
+// The {len(ops)} builtin ops of the model: {", ".join(ops)}.
+constexpr int kNumOps = {len(ops)};
+using OpResolver = tflite::MicroMutableOpResolver<kNumOps>;
+
+inline TfLiteStatus RegisterOps(OpResolver& resolver) {{
+{registrations}
+  return kTfLiteOk;
+}}
+}}  // namespace {name}
+
+#endif  // {guard}_OP_RESOLVER_H_
+"""
+    paths = {"header": os.path.join(folder, f"{name}.h"), "source": os.path.join(folder, f"{name}.cc"),
+             "op_resolver": os.path.join(folder, f"{name}_op_resolver.h")}
+    for kind, text in (("header", header), ("source", source), ("op_resolver", resolver)):
+        write_atomic(paths[kind], text.encode())
+    return paths

@@ -1,11 +1,13 @@
 """Model profile: parameters, multiply-accumulates and activation memory, per layer and per stage.
 
-MACs count the multiplications of convolutions, depthwise convolutions (BlurPool2D included), dense layers and
-element-wise products (Multiply: one per output element); pooling, additions, activations and BatchNormalization
-(folded into the convolution on conversion) count zero. Activation memory is estimated for int8 inference (one byte
-per element, `bytes_per_element` to change it): layers walk in order, a tensor lives from the layer that makes it to
-its last reader, and layers that the converter fuses into their producer (BatchNormalization, ReLU, Dropout,
-Rescaling) reuse their input's buffer. It approximates the tensor arena that TFLite Micro plans.
+MACs count the multiplications of convolutions (grouped ones included), depthwise convolutions (BlurPool2D included),
+dense layers (on inputs of any rank), multi-head attention (Q, K and V projections, QKᵀ, attention × V and the output
+projection) and element-wise products (Multiply: one per output element); pooling, additions, activations, softmax,
+LayerNormalization and BatchNormalization (folded into the convolution on conversion) count zero. Activation memory
+is estimated for int8 inference (one byte per element, `bytes_per_element` to change it): layers walk in order, a
+tensor lives from the layer that makes it to its last reader, and layers that the converter fuses into their producer
+(BatchNormalization, ReLU, Dropout, Rescaling) reuse their input's buffer. It approximates the tensor arena that
+TFLite Micro plans.
 """
 
 from __future__ import annotations
@@ -95,7 +97,39 @@ def layer_macs(layer) -> int:
         return _elements(out) * _shape(layer.input)[-1]
     if kind == "Multiply":
         return _elements(out)
+    if kind == "MultiHeadAttention":
+        return attention_macs(layer)
     return 0
+
+
+def _attention_inputs(layer):
+    """(query, value, key) tensors of a layer's first call (key defaults to value), for Keras 3 and tf-keras."""
+    node = layer._inbound_nodes[0]
+    if hasattr(node, "arguments"):  # Keras 3
+        args, kwargs = node.arguments.args, node.arguments.kwargs
+    else:  # tf-keras
+        args, kwargs = node.call_args, node.call_kwargs
+    query = args[0] if len(args) > 0 else kwargs["query"]
+    value = args[1] if len(args) > 1 else kwargs["value"]
+    key = args[2] if len(args) > 2 else kwargs.get("key")
+    return query, value, value if key is None else key
+
+
+def attention_macs(layer) -> int:
+    """MACs of a built MultiHeadAttention: with h heads of key size dk and value size dv, Nq query positions of dq
+    features, Nk key/value positions, each query attending to T of them (the positions along `attention_axes`, all
+    positions by default) and an output of do features per query position:
+    Nq·dq·h·dk + Nk·dk_in·h·dk + Nk·dv_in·h·dv (projections) + Nq·h·T·dk (QKᵀ) + Nq·h·T·dv (× V) + Nq·h·dv·do."""
+    query, value, key = (_shape(t) for t in _attention_inputs(layer))
+    heads, key_dim, value_dim = layer._num_heads, layer._key_dim, layer._value_dim
+    q_positions = _elements(query) // query[-1]
+    kv_positions = _elements(value) // value[-1]
+    attended = math.prod(key[axis] for axis in layer._attention_axes)
+    out_features = _elements(_shape(layer.output)) // q_positions
+    projections = heads * (q_positions * query[-1] * key_dim + kv_positions * key[-1] * key_dim
+                           + kv_positions * value[-1] * value_dim)
+    attention = q_positions * heads * attended * (key_dim + value_dim)
+    return projections + attention + q_positions * heads * value_dim * out_features
 
 
 def _inbound_names(layer):

@@ -53,29 +53,30 @@ def delegation_report(model_content: bytes) -> dict:
                 continue
             delegated.add(index)
             stack.extend(int(t) for t in by_index[index]["inputs"] if t >= 0)
-    outside = [op["op_name"] for op in original if op["index"] not in delegated]
+    outside = [op for op in original if op["index"] not in delegated]
     return {
         "partitions": len(delegates),
         "ops": len(original),
-        "ops_outside": outside,
+        "ops_outside": [op["op_name"] for op in outside],
+        "ops_outside_indices": [op["index"] for op in outside],
         "op_histogram": dict(collections.Counter(op["op_name"] for op in original)),
     }
 
 
 def weight_bytes(model_content: bytes) -> int:
-    """Bytes of constant tensors (weights, biases, quantization-free data) in a TFLite model: its flash footprint
-    without the flatbuffer's structure."""
+    """Bytes of constant tensors (weights, biases) in a TFLite model: its flash footprint without the flatbuffer's
+    structure. A constant is an op input that no op produces and that is not a graph input (op temporaries, such
+    as im2col scratch, are neither and are not counted)."""
     interpreter = load_interpreter(model_content, xnnpack=False)
-    produced = {int(t) for op in interpreter._get_ops_details() for t in op["outputs"]}
+    ops = interpreter._get_ops_details()
+    produced = {int(t) for op in ops for t in op["outputs"]}
+    consumed = {int(t) for op in ops for t in op["inputs"] if t >= 0}
     inputs = {d["index"] for d in interpreter.get_input_details()}
     total = 0
-    for detail in interpreter.get_tensor_details():
-        index = detail["index"]
-        if index in produced or index in inputs or not len(detail["shape"]):
-            continue
+    for index in sorted(consumed - produced - inputs):
         try:
             total += interpreter.get_tensor(index).nbytes
-        except ValueError:  # tensors without data (scratch, variables)
+        except ValueError:  # tensors without data (variables)
             continue
     return total
 

@@ -160,3 +160,24 @@ def quantize_model(model, check=True):
     annotated = tf_keras.models.clone_model(float_model, clone_function=_annotate)
     with quantize_scope():
         return tfmot.quantization.keras.quantize_apply(annotated)
+
+
+def is_quantized(model) -> bool:
+    return any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
+
+
+def fine_tune(model, train_data, val_data=None, config=None, out_dir="runs/qat", resume=False, strategy=None,
+              steps_per_epoch=None, verbose=1):
+    """Quantization-aware fine-tuning from float weights: quantize_model(model), then train with the QAT recipe
+    (`TrainConfig.qat()`: few epochs, learning rate ~20× lower, no warmup, BatchNorm statistics frozen).
+
+    Takes a float model (Keras 3 or tf-keras) or an already quantized one; returns training.TrainResult whose
+    `.model` is the QAT tf-keras model to export with mode="int8". Checkpoints, best/final models (.h5, load
+    inside quantize_scope()) and metrics land in out_dir; resume=True continues an interrupted fine-tuning.
+    """
+    from attendnext_keras.training import TrainConfig, train
+
+    config = config or TrainConfig.qat()
+    build = (lambda: model) if is_quantized(model) else (lambda: quantize_model(model))
+    return train(build, train_data, val_data, config, out_dir=out_dir, resume=resume, strategy=strategy,
+                 steps_per_epoch=steps_per_epoch, verbose=verbose)

@@ -1,0 +1,332 @@
+"""Export: a Keras model → `.tflite` + metadata JSON + a conversion report that says loudly what went wrong.
+
+    result = attendnext_keras.export.export(qat_model, "out/model.tflite", mode="int8", class_names=names)
+    print(result.report.summary())     # ops, float tensors, XNNPACK partitions, size, TFLM compatibility
+
+Next to `model.tflite` lands `model.json` with what deployment code needs and nothing else: input size and
+preprocessing, input/output dtype with quantization scale and zero point, whether the output is logits or
+probabilities, and the class names. Both files are written atomically (never half a model), and only after the
+conversion and its checks succeeded, so a failed export leaves no artefact behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import re
+import warnings
+
+import numpy as np
+
+from attendnext_keras.conversion import MODES, to_tflite, write_atomic
+
+METADATA_FORMAT = "attendnext-tflite-metadata"
+METADATA_VERSION = 1
+FLOAT_DTYPES = (np.float32, np.float16, np.float64)
+
+
+class ExportWarning(UserWarning):
+    """An exported model will not run the way its mode promises (float ops in int8, several XNNPACK partitions,
+    ops TFLite Micro lacks)."""
+
+
+@dataclasses.dataclass
+class OpIssue:
+    op: str
+    tensor: str  # the op's output tensor, as the converter named it
+    layer: str | None  # the Keras layer the tensor name points to, when it does
+
+    def __str__(self):
+        return f"{self.op} (layer '{self.layer}')" if self.layer else f"{self.op} (tensor '{self.tensor}')"
+
+
+@dataclasses.dataclass
+class ConversionReport:
+    """What a converted model is made of, and what would keep it from running fast or on a microcontroller."""
+
+    mode: str | None
+    size_bytes: int
+    weight_bytes: int
+    op_histogram: dict
+    partitions: int
+    outside_xnnpack: list  # [OpIssue]: ops the XNNPACK delegate leaves to LiteRT's own kernels
+    float_ops: list  # [OpIssue]: ops with float activations (inputs or outputs)
+    float_activation_tensors: int
+    input: dict
+    output: dict
+    micro_unsupported: list  # op names TFLite Micro cannot run (None when not checked)
+    micro_error: str | None = None
+
+    @property
+    def fully_int8(self) -> bool:
+        return not self.float_ops and self.float_activation_tensors == 0
+
+    def problems(self) -> list[str]:
+        """Sentences naming what falls short of the mode's promise (empty when nothing does)."""
+        found = []
+        if self.mode in ("int8", "int8-ptq") and not self.fully_int8:
+            found.append(f"{len(self.float_ops)} op(s) compute in float in an int8 export: "
+                         f"{_listing(self.float_ops)}")
+        if self.partitions != 1 or self.outside_xnnpack:
+            found.append(f"XNNPACK runs the model in {self.partitions} partition(s); "
+                         f"{len(self.outside_xnnpack)} op(s) run outside it: {_listing(self.outside_xnnpack)}")
+        if self.micro_unsupported:
+            found.append(f"TFLite Micro cannot run: {', '.join(self.micro_unsupported)}"
+                         + (f" ({self.micro_error})" if self.micro_error else ""))
+        return found
+
+    def summary(self) -> str:
+        ops = ", ".join(f"{k}×{v}" for k, v in sorted(self.op_histogram.items(), key=lambda kv: -kv[1]))
+        lines = [
+            f"mode {self.mode}: {self.size_bytes / 1024:.1f} KiB file, {self.weight_bytes / 1024:.1f} KiB of weights",
+            f"input {self.input['dtype']} {self.input['shape']}, output {self.output['dtype']} {self.output['shape']}",
+            f"ops: {ops}",
+            f"float activation tensors: {self.float_activation_tensors}; float ops: {len(self.float_ops)}",
+            f"XNNPACK partitions: {self.partitions}; ops outside: {len(self.outside_xnnpack)}",
+            "TFLite Micro: " + ("not checked" if self.micro_unsupported is None else
+                                "runs" if not self.micro_unsupported else
+                                "cannot run " + ", ".join(self.micro_unsupported)),
+        ]
+        lines += [f"PROBLEM: {p}" for p in self.problems()]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        result = dataclasses.asdict(self)
+        result["fully_int8"] = self.fully_int8
+        result["problems"] = self.problems()
+        return result
+
+
+def _listing(issues, limit=8):
+    text = "; ".join(str(issue) for issue in issues[:limit])
+    return text + (f"; and {len(issues) - limit} more" if len(issues) > limit else "")
+
+
+def _tensor_layer(tensor_name, layer_names):
+    """The Keras layer a converter tensor name points to. The converter names tensors after the TF ops' scopes
+    ("model/stage1_conv_1/Conv2D", fused ops joined with ';'), where Keras 3 may add a '_N' suffix to the scope."""
+    for part in re.split(r"[;/]", tensor_name):
+        if part in layer_names:
+            return part
+        base = re.sub(r"_\d+$", "", part)
+        if base in layer_names:
+            return base
+    return None
+
+
+def _io_detail(detail):
+    scale, zero_point = detail["quantization"]
+    return {"shape": [int(d) for d in detail["shape"]], "dtype": np.dtype(detail["dtype"]).name,
+            "scale": float(scale), "zero_point": int(zero_point)}
+
+
+def conversion_report(model_content: bytes, model=None, mode: str | None = None,
+                      check_micro: bool = True) -> ConversionReport:
+    """Analyses a `.tflite` flatbuffer. With the Keras `model` it came from, problems name Keras layers.
+
+    check_micro loads the model into TFLite Micro in a child process (an unsupported op can abort TFLM's C code,
+    which must not take the caller's process with it) and lists the ops it lacks.
+    """
+    from attendnext_keras import runtime
+
+    model_content = runtime.check_tflite(model_content)
+    layer_names = {layer.name for layer in model.layers} if model is not None else set()
+    interpreter = runtime.load_interpreter(model_content, xnnpack=False)
+    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()
+    produced = {int(t) for op in ops for t in op["outputs"]}
+    graph_inputs = {d["index"] for d in interpreter.get_input_details()}
+    activations = produced | graph_inputs
+
+    def issue(op):
+        name = tensors[int(op["outputs"][0])]["name"] if len(op["outputs"]) else ""
+        layer = _tensor_layer(name, layer_names)
+        if layer is None:  # an unnamed output (the model's last op): point at the layer feeding it
+            for t in op["inputs"]:
+                if t >= 0 and (layer := _tensor_layer(tensors[int(t)]["name"], layer_names)):
+                    layer = f"after {layer}"
+                    break
+        return OpIssue(op["op_name"], name, layer)
+
+    # Float I/O (int8_io=False) puts a QUANTIZE after the input and a DEQUANTIZE before the output by request;
+    # those edges and the float graph inputs/outputs they touch are not float compute.
+    graph_outputs = {d["index"] for d in interpreter.get_output_details()}
+    edges = {op["index"] for op in ops
+             if (op["op_name"] == "QUANTIZE" and set(map(int, op["inputs"])) <= graph_inputs)
+             or (op["op_name"] == "DEQUANTIZE" and set(map(int, op["outputs"])) <= graph_outputs)}
+    edge_tensors = {int(t) for op in ops if op["index"] in edges for t in list(op["inputs"]) + list(op["outputs"])
+                    if (int(t) in graph_inputs or int(t) in graph_outputs)}
+    inner = activations - edge_tensors
+    float_ops = [issue(op) for op in ops if op["index"] not in edges
+                 and any(t in inner and tensors[t]["dtype"] in FLOAT_DTYPES
+                         for t in [int(t) for t in list(op["inputs"]) + list(op["outputs"]) if t >= 0])]
+    float_activations = sum(tensors[t]["dtype"] in FLOAT_DTYPES for t in inner)
+    delegation = runtime.delegation_report(model_content)
+    outside = [issue(op) for op in ops if op["index"] in set(delegation["ops_outside_indices"])]
+    micro_unsupported, micro_error = (micro_compatibility(model_content) if check_micro else (None, None))
+    return ConversionReport(
+        mode=mode, size_bytes=len(model_content), weight_bytes=runtime.weight_bytes(model_content),
+        op_histogram=delegation["op_histogram"], partitions=delegation["partitions"], outside_xnnpack=outside,
+        float_ops=float_ops, float_activation_tensors=int(float_activations),
+        input=_io_detail(interpreter.get_input_details()[0]), output=_io_detail(interpreter.get_output_details()[0]),
+        micro_unsupported=micro_unsupported, micro_error=micro_error)
+
+
+_MICRO_CHECK = r"""
+import sys
+from attendnext_keras.micro import MicroRunner
+runner = MicroRunner(open(sys.argv[1], "rb").read())
+import numpy as np
+detail = runner.interpreter.get_input_details(0)
+runner.run(np.zeros(detail["shape"], detail["dtype"]))
+print("ARENA", runner.arena_bytes)
+"""
+
+
+def micro_compatibility(model_content: bytes, timeout: float = 120.0):
+    """(ops TFLite Micro lacks, error text or None): loads and runs the model once on the `tflite-micro`
+    interpreter in a child process. An empty list means the model runs."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(model_content)
+        f.flush()
+        try:
+            done = subprocess.run([sys.executable, "-c", _MICRO_CHECK, f.name], capture_output=True, text=True,
+                                  timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        except subprocess.TimeoutExpired:
+            return ["(timed out)"], f"TFLite Micro did not finish one inference in {timeout:.0f} s"
+    if done.returncode == 0 and "ARENA" in done.stdout:
+        return [], None
+    log = done.stdout + done.stderr
+    missing = sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", log)))
+    last = [line for line in log.strip().splitlines() if line.strip()][-3:]
+    reason = " | ".join(last) or f"exit code {done.returncode}"
+    if done.returncode < 0:
+        reason = f"TFLite Micro crashed (signal {-done.returncode}): {reason}"
+    return missing or ["(see error)"], reason
+
+
+def output_kind(model) -> str:
+    """'probabilities' when the model ends in a softmax, else 'logits' (which the runtime turns into scores)."""
+    layer = model.layers[-1]
+    layer = getattr(layer, "layer", layer)  # a tfmot QuantizeWrapper holds the real layer
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", str(activation))
+    return "probabilities" if "softmax" in name.lower() or type(layer).__name__ == "Softmax" else "logits"
+
+
+def build_metadata(model, report: ConversionReport, mode: str, class_names=None, preprocessing=None) -> dict:
+    """The JSON written next to a `.tflite`: what deployment code needs to feed it and read it."""
+    from attendnext_keras import __version__
+    from attendnext_keras.preprocessing import describe
+
+    height, width = report.input["shape"][1:3]
+    classes = report.output["shape"][-1]
+    if class_names is not None:
+        class_names = [str(c) for c in class_names]
+        if len(class_names) != classes:
+            raise ValueError(f"The model has {classes} outputs but {len(class_names)} class names were given. "
+                             f"Received: class_names={class_names[:10]}")
+    return {
+        "format": METADATA_FORMAT,
+        "version": METADATA_VERSION,
+        "model_name": model.name,
+        "mode": mode,
+        "input_size": [int(height), int(width)],
+        "preprocessing": preprocessing or describe(),
+        "input": report.input,
+        "output": {**report.output, "kind": output_kind(model)},
+        "class_names": class_names,
+        "xnnpack_partitions": report.partitions,
+        "fully_int8": report.fully_int8,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "attendnext_keras_version": __version__,
+    }
+
+
+def metadata_path(model_path) -> str:
+    return os.path.splitext(os.fspath(model_path))[0] + ".json"
+
+
+def load_metadata(model_path) -> dict | None:
+    """The metadata JSON next to a `.tflite` (None when there is none); a malformed one raises ValueError."""
+    path = metadata_path(model_path)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            metadata = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"'{path}' is not valid JSON: {error}") from error
+    if not isinstance(metadata, dict) or metadata.get("format") != METADATA_FORMAT:
+        raise ValueError(f"'{path}' is not attendnext_keras metadata (expected \"format\": \"{METADATA_FORMAT}\").")
+    if metadata.get("version", 0) > METADATA_VERSION:
+        raise ValueError(f"'{path}' has metadata version {metadata['version']}; this attendnext_keras reads up to "
+                         f"{METADATA_VERSION}. Upgrade the package.")
+    return metadata
+
+
+@dataclasses.dataclass
+class ExportResult:
+    path: str
+    metadata_path: str
+    report: ConversionReport
+    metadata: dict
+
+
+def _check_writable(path):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Cannot write '{path}': folder '{folder}' does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"Cannot write '{path}': folder '{folder}' is not writable.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"Cannot write '{path}': it is a folder. Give a file name such as model.tflite.")
+
+
+def export(model, path, mode="int8", representative_data=None, class_names=None, int8_io=True,
+           preprocessing=None, check_micro=None, strict=False, calibration_steps=200) -> ExportResult:
+    """Converts `model` to `path` (.tflite) in `mode` and writes `<path stem>.json` metadata beside it.
+
+    Args:
+        model: a Keras 3 float model, or a QAT tf-keras model for mode="int8".
+        mode: one of "float32", "float16", "dynamic", "int8" (QAT model), "int8-ptq" (needs representative_data).
+        representative_data: images (or batches, or (images, labels) pairs) shaped like the model input, pixels
+            as the model takes them; 100–500 real images from the training data calibrate int8-ptq well.
+        class_names: one name per output, stored in the metadata.
+        int8_io: int8 input/output tensors for int8 modes (what microcontrollers want); False keeps float I/O
+            with QUANTIZE/DEQUANTIZE at the edges.
+        preprocessing: the metadata's preprocessing entry (default: the evaluation preprocessing of
+            attendnext_keras.preprocessing).
+        check_micro: run the model once on TFLite Micro to list ops it lacks (default: for int8 modes).
+        strict: raise instead of warning when the report finds problems (nothing is written then).
+
+    Returns an ExportResult with both paths, the ConversionReport and the metadata. Problems (float ops in an
+    int8 export, several XNNPACK partitions, ops TFLM lacks) are raised as ExportWarning naming the layers.
+    """
+    path = os.fspath(path)
+    if mode not in MODES:
+        raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
+    if not path.endswith(".tflite"):
+        raise ValueError(f"The output path should end in .tflite. Received: path={path!r}")
+    _check_writable(path)  # before a conversion that can take minutes
+    if check_micro is None:
+        check_micro = mode in ("int8", "int8-ptq")
+    blob = to_tflite(model, mode, representative_data=representative_data, int8_io=int8_io,
+                     calibration_steps=calibration_steps)
+    report = conversion_report(blob, model=model, mode=mode, check_micro=check_micro)
+    problems = report.problems()
+    if problems and strict:
+        raise ValueError(f"Export of '{model.name}' to {mode} has problems (nothing written): " + " ".join(problems))
+    for problem in problems:
+        warnings.warn(f"{model.name} → {os.path.basename(path)}: {problem}", ExportWarning, stacklevel=2)
+    metadata = build_metadata(model, report, mode, class_names, preprocessing)
+    meta_path = metadata_path(path)
+    write_atomic(path, blob)
+    write_atomic(meta_path, (json.dumps(metadata, indent=1) + "\n").encode())
+    return ExportResult(path, meta_path, report, metadata)
