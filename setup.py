@@ -1,5 +1,10 @@
 from setuptools import find_packages, setup
 
+# What running an exported .tflite needs (attendnext_keras.runtime.Predictor, `attendnext predict`): no TensorFlow.
+# A runtime-only install is `pip install --no-deps .` plus these (README, "Running exported models"); an extras
+# group cannot express it, since extras only add to install_requires.
+RUNTIME_REQUIRES = ["ai-edge-litert>=2.0,<3", "numpy>=1.26,<3", "pillow>=10"]
+
 setup(
     name="attendnext_keras",
     version="0.1.0",
@@ -18,10 +23,12 @@ setup(
         "keras>=3.10,<4",
         "tensorflow-model-optimization>=0.8.0,<0.9",
         "tensorflow-datasets>=4.9,<5",
-        "numpy>=1.26,<3",
-        "ai-edge-litert>=2.0,<3",
         "tflite-micro>=0.dev20250101",  # published as nightly builds only
-        "pillow>=10",
+        "tensorboard>=2.19,<2.22",  # the TensorBoard callback's summaries need it
+        "matplotlib>=3.7",
+        "tqdm>=4.60",
+        "pyyaml>=6",
+        *RUNTIME_REQUIRES,
     ],
     extras_require={
         "dev": ["pytest>=8", "pytest-xdist>=3"],

@@ -10,12 +10,16 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "attendnext_keras.models": ("AttendNeXt", "AttendNeXtBase", "AttendNeXtSmall", "AttendNeXtMicro",
-                                "feature_extractor", "feature_info", "preprocess_input"),
+                                "feature_extractor", "feature_info", "preprocess_input", "load_model"),
     "attendnext_keras.specs": ("VARIANTS", "ModelSpec", "StageSpec", "ColumnSpec", "BlockSpec", "DCACSpec",
                                "StemSpec", "HeadSpec", "ConstraintError", "check_constraints", "list_variants",
                                "get_spec", "summarize_spec"),
     "attendnext_keras.profiling": ("profile",),
     "attendnext_keras.conversion": ("to_tflite",),
+    "attendnext_keras.quantization": ("quantize_model", "fine_tune"),
+    "attendnext_keras.training": ("train", "TrainConfig"),
+    "attendnext_keras.runtime": ("Predictor",),
+    "attendnext_keras.peers": ("PEERS",),
     "attendnext_keras._keras": ("copy_weights",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

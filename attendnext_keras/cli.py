@@ -1,4 +1,5 @@
-"""The `attendnext` command line. Each subcommand is a thin call into a library function."""
+"""The `attendnext` command line. Each subcommand is a thin call into a library function; `attendnext run` is the
+main job (attendnext_keras.pipeline). Errors a user can fix end with one line and exit code 2."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ def _variants():
     from attendnext_keras.specs import list_variants
 
     return list_variants()
+
+
+# --- model-building commands ---------------------------------------------------------------------------------
 
 
 def cmd_variants(args):
@@ -28,7 +32,7 @@ def _build(args):
     spec = _resolve_spec(args.variant, None, args.alpha, None, None)
     if args.input_size:
         spec = spec.replace(input_size=args.input_size)
-    return AttendNeXt(spec=spec, classes=args.classes), spec
+    return AttendNeXt(spec=spec, classes=args.classes, classifier_activation=None), spec
 
 
 def cmd_profile(args):
@@ -44,56 +48,327 @@ def cmd_profile(args):
     print(result.table(per_layer=args.per_layer))
 
 
-def cmd_demo(args):
-    """Build a variant, profile it, convert to float32 and int8 TFLite, report XNNPACK partitions and latency."""
+# --- training ------------------------------------------------------------------------------------------------
+
+
+def _train_config(args, qat=False):
+    from attendnext_keras.training import TrainConfig
+
+    values = TrainConfig.from_file(args.config).to_dict() if args.config else {}
+    for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "learning_rate"),
+                      ("optimizer", "optimizer"), ("seed", "seed"), ("bn_momentum", "bn_momentum")):
+        if getattr(args, flag, None) is not None:
+            values[key] = getattr(args, flag)
+    return TrainConfig.qat(**values) if qat else TrainConfig(**values)
+
+
+def _datasets(args, size, batch_size, seed, mixup=0.0):
+    from attendnext_keras import data
+
+    train_source = data.load_source(args.data, args.train_split, args.data_dir)
+    val_source = data.load_source(args.data, args.val_split, args.data_dir)
+    train_ds = data.make_dataset(train_source, size, batch_size, training=True, seed=seed, mixup=mixup,
+                                 crop_scale=(args.crop_scale_min, 1.0))
+    val_ds = data.make_dataset(val_source, size, batch_size, training=False)
+    return train_source, train_ds, val_ds
+
+
+def _load_model(path):
+    from attendnext_keras.models import load_model
+
+    return load_model(path)
+
+
+def _model_size(model):
+    shape = model.inputs[0].shape
+    if shape[1] is None or shape[1] != shape[2]:
+        raise ValueError(f"Expected a model with a square, fixed input size. Received input shape {tuple(shape)}")
+    return int(shape[1])
+
+
+def _save_class_names(out_dir, names):
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "class_names.json"), "w", encoding="utf-8") as f:
+        json.dump(names, f)
+
+
+def _class_names_for(model_path, classes):
+    """class_names.json written by `attendnext train` beside the model (or one folder up), if any."""
+    folder = os.path.dirname(os.path.abspath(model_path))
+    for candidate in (folder, os.path.dirname(folder)):
+        path = os.path.join(candidate, "class_names.json")
+        if os.path.exists(path):
+            names = json.load(open(path, encoding="utf-8"))
+            if len(names) == classes:
+                return names
+    return None
+
+
+def cmd_train(args):
+    from attendnext_keras.models import AttendNeXt, _resolve_spec
+    from attendnext_keras.training import configure_mixed_precision, make_strategy, train
+
+    strategy = make_strategy(args.strategy)  # first: multi-worker collectives must be set up before other ops
+    config = _train_config(args)
+    flavour = "tf_keras" if type(strategy).__name__.startswith("MultiWorker") else "keras"
+    configure_mixed_precision(config.mixed_precision, flavour)
+    spec = _resolve_spec(args.variant, None, args.alpha, None, None)
+    size = args.input_size or spec.input_size
+    spec = spec.replace(input_size=size)
+    source, train_ds, val_ds = _datasets(args, size, config.batch_size, config.seed, args.mixup)
+    _save_class_names(args.out, source.class_names)
+    result = train(lambda: AttendNeXt(spec=spec, input_shape=(size, size, 3), classes=len(source.class_names),
+                                      classifier_activation=None, keras=flavour),
+                   train_ds, val_ds, config, out_dir=args.out, resume=args.resume, strategy=strategy)
+    if result.history.get("val_accuracy"):
+        print(f"val top-1 {result.history['val_accuracy'][-1]:.1%} after {config.epochs} epochs")
+    print(f"final model: {result.final_path}; best: {result.best_path}")
+
+
+def cmd_qat(args):
+    from attendnext_keras.quantization import fine_tune
+
+    model = _load_model(args.model)
+    config = _train_config(args, qat=True)
+    source, train_ds, val_ds = _datasets(args, _model_size(model), config.batch_size, config.seed)
+    _save_class_names(args.out, source.class_names)
+    result = fine_tune(model, train_ds, val_ds, config, out_dir=args.out, resume=args.resume)
+    if result.history.get("val_accuracy"):
+        print(f"QAT val top-1 {result.history['val_accuracy'][-1]:.1%}")
+    print(f"QAT model: {result.final_path} (export it with: attendnext export --model {result.final_path} "
+          f"--mode int8)")
+
+
+def cmd_evaluate(args):
+    from attendnext_keras import data
+
+    if args.model.endswith(".tflite"):
+        from attendnext_keras.pipeline import evaluate_tflite
+        from attendnext_keras.runtime import Predictor
+
+        predictor = Predictor(args.model)
+        size = predictor.input_size[0]
+        blob = open(args.model, "rb").read()
+        evaluate_fn = lambda ds: evaluate_tflite(blob, ds)  # noqa: E731
+    else:
+        from attendnext_keras.training import evaluate
+
+        model = _load_model(args.model)
+        size = _model_size(model)
+        evaluate_fn = lambda ds: evaluate(model, ds)  # noqa: E731
+    source = data.load_source(args.data, args.split, args.data_dir)
+    result = evaluate_fn(data.make_dataset(source, size, args.batch_size, training=False))
+    print(json.dumps(result) if args.json else
+          f"{args.model}: top-1 {result['top1']:.2%} on {result['examples']} images ({args.data}, {args.split})")
+
+
+# --- deployment ----------------------------------------------------------------------------------------------
+
+
+def cmd_export(args):
     import numpy as np
 
-    from attendnext_keras.conversion import to_tflite
-    from attendnext_keras.profiling import profile
-    from attendnext_keras.runtime import delegation_report, measure_latency
-    from attendnext_keras.specs import summarize_spec
+    from attendnext_keras.export import export
 
-    model, spec = _build(args)
-    print(summarize_spec(spec))
-    print(profile(model).table())
-    shape = tuple(model.inputs[0].shape[1:])
-    rng = np.random.default_rng(0)
-    # The weights are random until a model is trained, so calibration only needs inputs of the right range.
-    calibration = [rng.uniform(0, 255, (1,) + shape).astype("float32") for _ in range(16)]
-    print(f"\n{'format':<10}{'size KB':>10}{'partitions':>12}{'ops outside XNNPACK':>24}{'median ms (1 thread)':>24}")
-    for mode in ("float32", "int8-ptq"):
-        blob = to_tflite(model, mode, representative_data=calibration)
-        report = delegation_report(blob)
-        latency = np.median(measure_latency(blob, num_threads=1, runs=args.runs))
-        outside = ",".join(sorted(set(report["ops_outside"]))) or "-"
-        print(f"{mode:<10}{len(blob) / 1024:>10.1f}{report['partitions']:>12}{outside:>24}{latency:>24.2f}")
+    model = _load_model(args.model)
+    size = _model_size(model)
+    representative = None
+    if args.mode == "int8-ptq":
+        from attendnext_keras import data
+
+        if not args.data:
+            raise ValueError("--mode int8-ptq calibrates on real images: give --data (an image folder, 'default' "
+                             "or tfds:NAME).")
+        representative = data.representative_images(data.load_source(args.data, args.split, args.data_dir), size,
+                                                    count=args.calibration_images)
+    classes = int(model.outputs[0].shape[-1])
+    names = _class_names_for(args.model, classes)
+    result = export(model, args.out, args.mode, representative_data=representative, class_names=names,
+                    int8_io=not args.float_io, strict=args.strict)
+    print(result.report.summary())
+    print(f"wrote {result.path} and {result.metadata_path}")
+    del np
+
+
+def cmd_predict(args):
+    from attendnext_keras.runtime import Predictor, format_predictions
+
+    predictor = Predictor(args.model, num_threads=args.threads)
+    predictions = predictor.predict(args.images, top_k=args.top_k)
+    print(format_predictions(args.images, predictions, as_json=args.json))
+
+
+def cmd_micro(args):
+    from attendnext_keras import data
+    from attendnext_keras.export import load_metadata
+    from attendnext_keras.micro import compare_with_litert, write_c_sources
+    from attendnext_keras.runtime import check_tflite, load_interpreter
+
+    if not os.path.exists(args.model):
+        raise FileNotFoundError(f"Model file '{args.model}' does not exist.")
+    blob = check_tflite(open(args.model, "rb").read())
+    size = tuple(int(d) for d in load_interpreter(blob, xnnpack=False).get_input_details()[0]["shape"][1:3])
+    images = data.representative_images(data.load_source(args.data, args.split, args.data_dir), size,
+                                        count=args.images)
+    result = compare_with_litert(blob, images)
+    os.makedirs(args.out_dir, exist_ok=True)
+    paths = write_c_sources(blob, args.out_dir, args.name, metadata=load_metadata(args.model),
+                            arena_bytes=result["arena_bytes"])
+    print(f"TFLite Micro arena: {result['arena_bytes']:,} bytes")
+    print(f"TFLM vs LiteRT on {result['images']} images: ≤ {result['max_lsb_vs_litert_reference']} LSB (reference "
+          f"kernels), ≤ {result['max_lsb_vs_xnnpack']} LSB (XNNPACK), top-1 agreement {result['top1_agreement']:.0%}")
+    print("wrote " + ", ".join(paths.values()))
+
+
+def cmd_benchmark(args):
+    from attendnext_keras.benchmark import run_from_args
+
+    run_from_args(args)
+
+
+def cmd_run(args):
+    from attendnext_keras.pipeline import PipelineConfig, run
+
+    run(PipelineConfig(data=args.data, train_split=args.train_split, val_split=args.val_split,
+                       data_dir=args.data_dir, variant=args.variant, input_size=args.input_size, alpha=args.alpha,
+                       epochs=args.epochs, qat_epochs=args.qat_epochs, batch_size=args.batch_size,
+                       learning_rate=args.lr, bn_momentum=args.bn_momentum, crop_scale_min=args.crop_scale_min,
+                       seed=args.seed, out_dir=args.out, latency_runs=args.runs,
+                       threads=args.threads, micro=not args.no_micro, resume=args.resume))
+
+
+# --- parser --------------------------------------------------------------------------------------------------
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="attendnext", description="AttendNeXt for Keras: build, profile, convert.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="attendnext", description="AttendNeXt for Keras: build, train, quantize (QAT), export to int8 TFLite, "
+                                       "run on LiteRT and TensorFlow Lite Micro. `attendnext run` is the main job.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def model_args(p, default_variant="micro", input_default=None):
+        p.add_argument("--variant", default=default_variant, choices=_variants(), help="Registered variant to build.")
+        p.add_argument("--input-size", type=int, default=input_default,
+                       help="Square input size in pixels, a multiple of 32 (default: the variant's own"
+                            + (f", here {input_default}" if input_default else "") + ").")
+        p.add_argument("--alpha", type=float, default=None, help="Width multiplier on top of the variant's width.")
+
+    def data_args(p, required=False, split=False):
+        p.add_argument("--data", default=None if required else "default", required=required,
+                       help="'default' (photographs embedded in the package), an image folder with <split>/<class>/ "
+                            "sub-folders, or tfds:NAME for a TensorFlow Datasets name.")
+        p.add_argument("--data-dir", default=None, help="TensorFlow Datasets data_dir (where prepared datasets live).")
+        if split:
+            p.add_argument("--split", default="val", help="Split to read (default: val).")
+        else:
+            p.add_argument("--train-split", default="train", help="Training split (default: train).")
+            p.add_argument("--val-split", default="val",
+                           help="Held-out split (default: val; TFDS sets often call it 'validation' or 'test').")
+
+    def train_args(p):
+        p.add_argument("--config", default=None, help="YAML or JSON file of TrainConfig settings; flags override it.")
+        p.add_argument("--epochs", type=int, default=None, help="Epochs (default: the config's or the recipe's).")
+        p.add_argument("--batch-size", type=int, default=None, help="Global batch size.")
+        p.add_argument("--lr", type=float, default=None, help="Peak learning rate of the cosine schedule.")
+        p.add_argument("--optimizer", choices=("adamw", "sgd"), default=None, help="Optimizer.")
+        p.add_argument("--seed", type=int, default=None, help="Seed for initialisation, shuffling and augmentation.")
+        p.add_argument("--resume", action="store_true", help="Continue from the newest checkpoint in --out.")
+        p.add_argument("--bn-momentum", type=float, default=None,
+                       help="BatchNorm moving-average momentum (Keras default 0.99; ~0.9 for short runs).")
+        p.add_argument("--crop-scale-min", type=float, default=0.25,
+                       help="Smallest area fraction of the random resized crop (ImageNet recipes use 0.08).")
 
     p = sub.add_parser("variants", help="List the registered AttendNeXt variants.")
     p.add_argument("-v", "--verbose", action="store_true", help="Print each variant's full layout.")
     p.set_defaults(func=cmd_variants)
 
-    def model_args(p):
-        p.add_argument("--variant", default="micro", choices=_variants(), help="Registered variant to build.")
-        p.add_argument("--input-size", type=int, default=None,
-                       help="Square input size in pixels (default: the variant's own; a multiple of 32).")
-        p.add_argument("--classes", type=int, default=1000, help="Number of classes of the classifier head.")
-        p.add_argument("--alpha", type=float, default=None, help="Width multiplier on top of the variant's width.")
-
     p = sub.add_parser("profile", help="Parameters, MACs and activation memory per stage (and per layer).")
     model_args(p)
+    p.add_argument("--classes", type=int, default=1000, help="Number of classes of the classifier head.")
     p.add_argument("--per-layer", action="store_true", help="Also list every layer.")
     p.add_argument("--json", action="store_true", help="Print the profile as JSON instead of a table.")
     p.set_defaults(func=cmd_profile)
 
-    p = sub.add_parser("demo", help="Build, profile, convert to float32/int8 TFLite and time a variant with LiteRT.")
+    p = sub.add_parser("run", help="The main job: train, QAT, export float32/int8, evaluate each, run on TFLM, "
+                                   "summarise (a few minutes on the embedded data).")
+    data_args(p)
+    model_args(p, input_default=64)
+    p.add_argument("--epochs", type=int, default=30, help="Float training epochs.")
+    p.add_argument("--qat-epochs", type=int, default=3, help="Quantization-aware fine-tuning epochs.")
+    p.add_argument("--batch-size", type=int, default=32, help="Batch size.")
+    p.add_argument("--lr", type=float, default=3e-3, help="Peak learning rate of float training (AdamW, cosine).")
+    p.add_argument("--bn-momentum", type=float, default=0.9, help="BatchNorm moving-average momentum.")
+    p.add_argument("--crop-scale-min", type=float, default=0.25,
+                   help="Smallest area fraction of the random resized crop.")
+    p.add_argument("--seed", type=int, default=0, help="Seed for initialisation, shuffling and augmentation.")
+    p.add_argument("--out", default="runs/main", help="Output folder.")
+    p.add_argument("--runs", type=int, default=50, help="Timed LiteRT invocations per format.")
+    p.add_argument("--threads", type=int, default=1, help="LiteRT threads for the latency figures.")
+    p.add_argument("--no-micro", action="store_true", help="Skip TensorFlow Lite Micro (evaluation and C sources).")
+    p.add_argument("--resume", action="store_true", help="Continue interrupted training runs in --out.")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("train", help="Train a float AttendNeXt (checkpoints every epoch, --resume, tf.distribute).")
+    data_args(p)
     model_args(p)
-    p.add_argument("--runs", type=int, default=50, help="Timed invocations per format (after 5 warm-up runs).")
-    p.set_defaults(func=cmd_demo)
+    train_args(p)
+    p.add_argument("--mixup", type=float, default=0.0, help="Mixup Beta parameter (0 disables; 0.2 is common).")
+    p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+                   help="tf.distribute strategy; 'auto' picks TPU, multi-worker (TF_CONFIG), several GPUs or one "
+                        "device. Multi-worker training builds the tf-keras flavour of the model.")
+    p.add_argument("--out", default="runs/train", help="Output folder (checkpoints, best/final model, logs).")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("qat", help="Quantization-aware fine-tuning of a trained float model (.keras).")
+    p.add_argument("--model", required=True, help="Float model file (.keras from `attendnext train`).")
+    data_args(p)
+    train_args(p)
+    p.add_argument("--out", default="runs/qat", help="Output folder (checkpoints, best/final QAT model .h5).")
+    p.set_defaults(func=cmd_qat)
+
+    p = sub.add_parser("export", help="Convert a model to .tflite plus metadata JSON, with a conversion report.")
+    p.add_argument("--model", required=True, help="Model file: .keras (float) or .h5 (QAT, for --mode int8).")
+    p.add_argument("--mode", default="int8", choices=("float32", "float16", "dynamic", "int8", "int8-ptq"),
+                   help="int8 needs a QAT model; int8-ptq calibrates a float model on --data.")
+    p.add_argument("--out", required=True, help="Output .tflite path (the metadata .json goes beside it).")
+    data_args(p, split=True)
+    p.add_argument("--calibration-images", type=int, default=200, help="Images for int8-ptq calibration.")
+    p.add_argument("--float-io", action="store_true", help="Keep float32 input/output on int8 models.")
+    p.add_argument("--strict", action="store_true",
+                   help="Fail (write nothing) when the report finds float ops, several partitions or TFLM gaps.")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="Top-1 accuracy of a .keras, .h5 or .tflite model on a data split.")
+    p.add_argument("--model", required=True, help="Model file (.keras, .h5 or .tflite with its metadata JSON).")
+    data_args(p, split=True)
+    p.add_argument("--batch-size", type=int, default=32, help="Batch size of the evaluation pipeline.")
+    p.add_argument("--json", action="store_true", help="Print the result as JSON.")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="Top-k labels for images with a .tflite model (LiteRT, no TensorFlow).")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="Image files (JPEG, PNG, BMP, GIF).")
+    p.add_argument("--model", required=True, help=".tflite model (its metadata .json beside it gives labels and "
+                                                  "preprocessing).")
+    p.add_argument("--top-k", type=int, default=5, help="Labels to show per image.")
+    p.add_argument("--threads", type=int, default=1, help="LiteRT threads.")
+    p.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("micro", help="Run an int8 .tflite on TensorFlow Lite Micro: arena, agreement with LiteRT, "
+                                     "C sources for a microcontroller project.")
+    p.add_argument("--model", required=True, help="int8 .tflite model.")
+    data_args(p, split=True)
+    p.add_argument("--images", type=int, default=16, help="Images to compare TFLM and LiteRT on.")
+    p.add_argument("--out-dir", default="tflite/models/attendnext_model", help="Folder for the .h/.cc files.")
+    p.add_argument("--name", default="attendnext_model", help="C identifier for the array and the namespace.")
+    p.set_defaults(func=cmd_micro)
+
+    p = sub.add_parser("benchmark", help="AttendNeXt against its peers: size, MACs, LiteRT latency, partitions, "
+                                         "ratios, Figure-3-style plot.")
+    from attendnext_keras.benchmark import add_arguments
+
+    add_arguments(p, default_out="benchmarks/results")
+    p.set_defaults(func=cmd_benchmark)
     return parser
 
 
@@ -105,9 +380,13 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"attendnext {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, RuntimeError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"attendnext {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"attendnext {args.command}: interrupted (a training run continues with --resume)", file=sys.stderr)
+        return 130
     return 0
 
 

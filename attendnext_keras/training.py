@@ -43,6 +43,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     ema_momentum: float | None = None  # e.g. 0.999: evaluate and save the exponential moving average of weights
     freeze_batchnorm: bool = False  # use moving statistics; what QAT fine-tuning wants once ranges settle
+    bn_momentum: float | None = None  # BatchNorm moving-average momentum; ~0.9 suits short runs (Keras: 0.99)
     mixed_precision: str = "auto"  # "auto": float16 on GPU, bfloat16 on TPU, float32 on CPU
     seed: int | None = 0
 
@@ -59,6 +60,8 @@ class TrainConfig:
             raise ValueError(f"Need learning_rate > 0, 0 <= label_smoothing < 1 and warmup_epochs >= 0. Received: "
                              f"learning_rate={self.learning_rate}, label_smoothing={self.label_smoothing}, "
                              f"warmup_epochs={self.warmup_epochs}")
+        if self.bn_momentum is not None and not 0 <= self.bn_momentum < 1:
+            raise ValueError(f"`bn_momentum` must be in [0, 1) or None. Received: {self.bn_momentum}")
         if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
             raise ValueError(f"`ema_momentum` must be in (0, 1) or None. Received: {self.ema_momentum}")
 
@@ -105,7 +108,8 @@ class TrainConfig:
 def make_strategy(kind: str = "auto"):
     """A tf.distribute strategy. "auto": TPUStrategy when a TPU answers, MultiWorkerMirroredStrategy when
     TF_CONFIG names several workers, MirroredStrategy over several local GPUs, else the default (one device).
-    "mirrored" uses every local GPU, or every logical CPU when there is no GPU (how the tests run it)."""
+    "mirrored" uses every local GPU, or every logical CPU when there is no GPU (how the tests run it).
+    Call it before any other TensorFlow op: multi-worker collectives can only be configured at startup."""
     import tensorflow as tf
 
     if kind not in STRATEGIES:
@@ -232,14 +236,15 @@ def _save_model_atomic(model, path):
     os.close(fd)
     try:
         os.unlink(tmp)  # Keras refuses to overwrite silently in some versions; let it create the file
-        model.save(tmp, **({"include_optimizer": False} if tmp.endswith(".h5") else {}))
+        with _unfrozen_for_saving(model):
+            model.save(tmp, **({"include_optimizer": False} if tmp.endswith(".h5") else {}))
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 
 
-def _callbacks(K, model, checkpoint, manager, epoch_var, out_dir, chief, images_per_epoch, total_epochs, verbose):
+def _callbacks(K, model, checkpoint, manager, epoch_var, save_dir, images_per_epoch, total_epochs, verbose):
     class EpochEnd(K.callbacks.Callback):
         """Checkpoint (model, optimizer, epoch) after each epoch; keep the best model; images/s into the logs."""
 
@@ -254,13 +259,13 @@ def _callbacks(K, model, checkpoint, manager, epoch_var, out_dir, chief, images_
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
             logs["images_per_second"] = images_per_epoch / max(1e-9, time.perf_counter() - self.started)
-            logs["learning_rate"] = float(_current_lr(self.model.optimizer))
+            logs["learning_rate"] = _current_lr(self.model.optimizer)
             epoch_var.assign(epoch + 1)
             manager.save(checkpoint_number=epoch + 1)
             score = logs.get("val_accuracy", logs.get("accuracy"))
-            if chief and score is not None and score > self.best:
+            if score is not None and score > self.best:  # every worker saves: saving runs collectives
                 self.best = score
-                _save_model_atomic(self.model, model_file(out_dir, "best", self.model))
+                _save_model_atomic(self.model, model_file(save_dir, "best", self.model))
 
     class Progress(K.callbacks.Callback):
         """A tqdm bar per epoch in images, so it shows throughput (img/s) and the ETA of the epoch."""
@@ -279,12 +284,12 @@ def _callbacks(K, model, checkpoint, manager, epoch_var, out_dir, chief, images_
         def on_train_batch_end(self, batch, logs=None):
             self.bar.update(images_per_epoch / self.steps)
             if logs:
-                self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "accuracy")},
+                self.bar.set_postfix({k: f"{float(v):.3f}" for k, v in logs.items() if k in ("loss", "accuracy")},
                                      refresh=False)
 
         def on_epoch_end(self, epoch, logs=None):
             if logs:
-                self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()
+                self.bar.set_postfix({k: f"{float(v):.3f}" for k, v in logs.items()
                                       if k in ("loss", "accuracy", "val_loss", "val_accuracy")})
             self.bar.close()
 
@@ -292,16 +297,43 @@ def _callbacks(K, model, checkpoint, manager, epoch_var, out_dir, chief, images_
 
 
 def _current_lr(optimizer):
-    lr = optimizer.learning_rate
-    if callable(lr) and not hasattr(lr, "numpy"):
-        return lr(optimizer.iterations)
-    return lr
+    import tensorflow as tf
+
+    lr = optimizer.learning_rate  # a value, a (mirrored) variable, or a schedule in older optimizers
+    if callable(lr) and not isinstance(lr, tf.Variable) and not hasattr(lr, "numpy"):
+        lr = lr(optimizer.iterations)
+    return float(tf.convert_to_tensor(lr).numpy())
 
 
 def _freeze_batchnorm(model):
+    """BatchNormalization in inference mode (moving statistics, fixed gamma/beta) for the rest of training."""
     for layer in model.layers:
-        inner = getattr(layer, "layer", layer)  # QuantizeWrapper
+        inner = getattr(layer, "layer", layer)  # a tfmot QuantizeWrapper holds the real layer
         if type(inner).__name__ == "BatchNormalization":
+            inner.trainable = False
+
+
+def _set_bn_momentum(model, momentum):
+    # Read when the training step is traced, so setting it before compile() takes effect.
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        if type(inner).__name__ == "BatchNormalization":
+            inner.momentum = momentum
+
+
+@contextlib.contextmanager
+def _unfrozen_for_saving(model):
+    """tfmot's QuantizeWrapper lists a frozen inner layer's gamma/beta twice in its weights, which H5 saving
+    rejects ("name already exists"). Saving with the flags restored is safe: the training step was traced with
+    the frozen layers and does not read the flag again."""
+    frozen = [getattr(layer, "layer", layer) for layer in model.layers
+              if hasattr(layer, "layer") and not layer.layer.trainable]
+    for inner in frozen:
+        inner.trainable = True
+    try:
+        yield
+    finally:
+        for inner in frozen:
             inner.trainable = False
 
 
@@ -316,7 +348,7 @@ class TrainResult:
 
 
 def train(model, train_data, val_data=None, config: TrainConfig | None = None, out_dir="runs/train",
-          resume: bool = False, strategy=None, steps_per_epoch=None, verbose: int = 1) -> TrainResult:
+          resume: bool = False, strategy=None, steps_per_epoch=None, callbacks=(), verbose: int = 1) -> TrainResult:
     """Trains `model` (a Keras 3 or tf-keras model, or a function returning one) with `config`.
 
     Args:
@@ -326,6 +358,7 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, o
         out_dir: where checkpoints, best/final models, metrics.csv and TensorBoard logs go.
         resume: continue from the newest checkpoint in out_dir (its epoch, step, optimizer state).
         strategy: a tf.distribute strategy (see make_strategy); the default is one device.
+        callbacks: more Keras callbacks (of the model's flavour), run after the epoch checkpoint and metric logs.
         verbose: 1 shows a progress bar per epoch (images/s, ETA), 0 is silent.
     """
     import tensorflow as tf
@@ -342,16 +375,24 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, o
         tf.random.set_seed(config.seed)
     os.makedirs(out_dir, exist_ok=True)
     chief = _is_chief(strategy)
-    # Non-chief workers write their (identical) checkpoints to a scratch folder, as tf.distribute requires.
-    ckpt_dir = os.path.join(out_dir, "checkpoints") if chief else tempfile.mkdtemp(prefix="attendnext-worker-")
+    # Every worker saves (reading distributed variables runs collectives that all workers must join); non-chief
+    # workers save their identical copies into a scratch folder that is removed at the end, as tf.distribute asks.
+    save_dir = out_dir if chief else tempfile.mkdtemp(prefix="attendnext-worker-")
+    ckpt_dir = os.path.join(save_dir, "checkpoints")
     steps = _steps(train_data, steps_per_epoch)
 
     with strategy.scope():
         model = model() if callable(model) and not hasattr(model, "layers") else model
         K = _keras.get_keras(_keras.flavour_of(model))
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and _keras.flavour_of(model) == "keras":
+            raise ValueError("Keras 3's fit does not support MultiWorkerMirroredStrategy (keras-team/keras#20585). "
+                             "Build the model with keras='tf_keras' (same layers, same weights; "
+                             "attendnext_keras.copy_weights moves them back to Keras 3) for multi-worker training.")
         classes = int(model.outputs[0].shape[-1])
         if config.freeze_batchnorm:
             _freeze_batchnorm(model)
+        if config.bn_momentum is not None:
+            _set_bn_momentum(model, config.bn_momentum)
         optimizer = make_optimizer(K, config, steps)
         metrics = [K.metrics.CategoricalAccuracy(name="accuracy")]
         if classes > 5:
@@ -366,7 +407,11 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, o
 
     initial_epoch = 0
     if resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise ValueError(f"Checkpoint {manager.latest_checkpoint} does not fit this model (trained with another "
+                             f"variant, input size or number of classes?): {str(error).splitlines()[0]}") from error
         initial_epoch = int(epoch_var.numpy())
         if verbose:
             print(f"Resuming from {manager.latest_checkpoint}: epoch {initial_epoch}, "
@@ -380,27 +425,29 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, o
     train_ds = _prepare(train_data, classes, strategy)
     val_ds = _prepare(val_data, classes, strategy) if val_data is not None else None
     images_per_epoch = steps * config.batch_size
-    EpochEnd, Progress = _callbacks(K, model, checkpoint, manager, epoch_var, out_dir, chief, images_per_epoch,
+    EpochEnd, Progress = _callbacks(K, model, checkpoint, manager, epoch_var, save_dir, images_per_epoch,
                                     config.epochs, verbose)
-    callbacks = [EpochEnd()]
-    if verbose:
-        callbacks.append(Progress(steps))
+    # The checkpoint and the metric logs first, so a user callback that stops the run cannot skip them.
+    user_callbacks, callbacks = list(callbacks), [EpochEnd()]
     if chief:
         callbacks += [K.callbacks.CSVLogger(os.path.join(out_dir, "metrics.csv"), append=initial_epoch > 0),
                       K.callbacks.TensorBoard(os.path.join(out_dir, "logs"), write_graph=False)]
+    callbacks += user_callbacks
+    if verbose:
+        callbacks.append(Progress(steps))
     history = {}
     if initial_epoch < config.epochs:
         fit = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
-                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)
+                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False, verbose=0)
         history = fit.history
-    final_path = model_file(out_dir, "final", model)
-    if chief:
-        _save_model_atomic(model, final_path)
-    else:
+    final_path = model_file(save_dir, "final", model)
+    _save_model_atomic(model, final_path)
+    best = model_file(save_dir, "best", model)
+    if not chief:
         import shutil
 
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-    best = model_file(out_dir, "best", model)
+        shutil.rmtree(save_dir, ignore_errors=True)
+        return TrainResult(model, history, out_dir, None, None, initial_epoch)
     return TrainResult(model, history, out_dir, best if os.path.exists(best) else None, final_path, initial_epoch)
 
 

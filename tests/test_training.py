@@ -1,0 +1,179 @@
+"""Training: the loss falls on real photographs, an interrupted run resumes where it stopped, and tf.distribute
+(two logical CPUs; two worker processes over loopback) computes what one device computes."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import attendnext_keras as an
+from attendnext_keras import data
+from attendnext_keras.training import TrainConfig, evaluate, train
+
+from conftest import REPO
+
+HELPER = str(REPO / "tests" / "helpers" / "distributed_train.py")
+STEPS = 7  # 200 embedded photographs (40 per class) in batches of 32 → 7 steps per epoch
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    source = data.load_source("default", "train")
+    small = data.ImageSource(**{**source.__dict__, "files": source.files[::2], "labels": source.labels[::2],
+                                "num_examples": len(source.files[::2])})
+    train_ds = data.make_dataset(small, 32, 32, training=True, seed=0)
+    val_ds = data.make_dataset(data.load_source("default", "val"), 32, 50, training=False)
+    return train_ds, val_ds
+
+
+@pytest.fixture(scope="module")
+def interrupted_and_resumed(datasets, tmp_path_factory):
+    """A 3-epoch run killed after its second epoch's checkpoint, then resumed in a new model."""
+    import keras
+
+    train_ds, val_ds = datasets
+    out = str(tmp_path_factory.mktemp("run"))
+    config = TrainConfig(epochs=3, batch_size=32, learning_rate=3e-3, warmup_epochs=0.5, seed=0)
+    state = {}
+
+    class StopAfterSecondEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                state["iterations"] = int(self.model.optimizer.iterations.numpy())
+                state["slot"] = self.model.optimizer.variables[-1].numpy().copy()
+                raise Interrupt
+
+    def build():
+        return an.AttendNeXt(variant="micro", input_shape=(32, 32, 3), classes=5, classifier_activation=None)
+
+    with pytest.raises(Interrupt):
+        train(build, train_ds, val_ds, config, out_dir=out, callbacks=[StopAfterSecondEpoch()], verbose=0)
+
+    class AtStart(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            state["resumed_iterations"] = int(self.model.optimizer.iterations.numpy())
+            state["resumed_slot"] = self.model.optimizer.variables[-1].numpy().copy()
+
+    result = train(build, train_ds, val_ds, config, out_dir=out, resume=True, callbacks=[AtStart()], verbose=0)
+    return out, result, state
+
+
+def test_loss_decreases_on_real_images(interrupted_and_resumed):
+    out, _, _ = interrupted_and_resumed
+    rows = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    losses = [float(r["loss"]) for r in rows]
+    assert losses[2] < losses[0] - 0.05, losses
+    assert all(float(r["images_per_second"]) > 0 for r in rows)
+
+
+def test_resume_continues_from_the_saved_epoch_and_step(interrupted_and_resumed):
+    import numpy as np
+
+    out, result, state = interrupted_and_resumed
+    assert result.initial_epoch == 2 and list(result.history) and len(result.history["loss"]) == 1
+    assert state["iterations"] == 2 * STEPS and state["resumed_iterations"] == 2 * STEPS
+    np.testing.assert_array_equal(state["resumed_slot"], state["slot"])  # same optimizer state
+    assert int(result.model.optimizer.iterations.numpy()) == 3 * STEPS
+
+
+def test_run_folder_holds_every_artefact(interrupted_and_resumed, datasets):
+    import keras
+    import numpy as np
+
+    out, result, _ = interrupted_and_resumed
+    assert {"checkpoints", "best.keras", "final.keras", "metrics.csv", "logs", "config.json"} <= set(os.listdir(out))
+    assert json.load(open(os.path.join(out, "config.json")))["epochs"] == 3
+    assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]  # atomic saves leave no temporaries
+    final = keras.models.load_model(os.path.join(out, "final.keras"))
+    images = next(iter(datasets[1]))[0][:4]
+    np.testing.assert_allclose(np.asarray(final(images)), np.asarray(result.model(images)), atol=1e-5)
+    accuracy = evaluate(final, datasets[1])
+    assert accuracy["examples"] == 100 and 0 <= accuracy["top1"] <= 1
+
+
+def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path):
+    done = subprocess.run([sys.executable, HELPER, "mirrored", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    line = [l for l in done.stdout.splitlines() if l.startswith("REPLICAS")]
+    assert done.returncode == 0 and line, done.stderr[-2000:]
+    fields = line[0].split()
+    replicas, diff, moved = int(fields[1]), float(fields[3]), float(fields[5])
+    assert replicas == 2
+    assert moved > 1e-2  # training changed the weights...
+    assert diff < 1e-5  # ...and both strategies changed them identically
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_over_loopback(tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        workers.append(subprocess.Popen([sys.executable, HELPER, "multiworker", str(tmp_path)],
+                                        env={**os.environ, "TF_CONFIG": tf_config, "PYTHONPATH": str(REPO)},
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = []
+    try:
+        for worker in workers:
+            stdout, stderr = worker.communicate(timeout=600)
+            assert worker.returncode == 0, stderr[-2000:]
+            outputs.append([l for l in stdout.splitlines() if l.startswith("REPLICAS")][0].split())
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert [o[1] for o in outputs] == ["2", "2"]  # one replica per worker, in sync
+    assert outputs[0][3] == outputs[1][3] and outputs[0][5] == outputs[1][5]  # same loss, same weights
+    assert {"final.h5", "metrics.csv", "checkpoints"} <= set(os.listdir(tmp_path))  # only the chief writes here
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Configuration
+
+
+def test_config_from_yaml_and_its_errors(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("epochs: 5\noptimizer: sgd\nlearning_rate: 0.1\n")
+    config = TrainConfig.from_file(path)
+    assert (config.epochs, config.optimizer, config.learning_rate) == (5, "sgd", 0.1)
+    path.write_text("epochs: 5\nlearnig_rate: 0.1\n")
+    with pytest.raises(ValueError, match=r"Unknown training settings \['learnig_rate'\]"):
+        TrainConfig.from_file(path)
+    with pytest.raises(FileNotFoundError):
+        TrainConfig.from_file(tmp_path / "missing.yaml")
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="adam")
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+
+
+def test_qat_recipe():
+    config = TrainConfig.qat(epochs=2)
+    assert config.epochs == 2 and config.freeze_batchnorm and config.warmup_epochs == 0
+    assert config.learning_rate <= TrainConfig().learning_rate / 10
+
+
+def test_unknown_length_dataset_needs_steps(tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((np.zeros((4, 32, 32, 3), "float32"), np.zeros(4, "int32")))
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        train(lambda: None, ds.batch(2).repeat(), None, TrainConfig(epochs=1), out_dir=str(tmp_path), verbose=0)
