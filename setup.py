@@ -31,7 +31,8 @@ setup(
         *RUNTIME_REQUIRES,
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-xdist>=3"],
+        # nbclient, nbformat, ipykernel: CI executes notebooks/ (tools/run_notebooks.py)
+        "dev": ["pytest>=8", "pytest-xdist>=3", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"],
     },
     entry_points={"console_scripts": ["attendnext=attendnext_keras.cli:main"]},
 )

@@ -13,7 +13,7 @@ _EXPORTS = {
                                 "feature_extractor", "feature_info", "preprocess_input", "load_model"),
     "attendnext_keras.specs": ("VARIANTS", "ModelSpec", "StageSpec", "ColumnSpec", "BlockSpec", "DCACSpec",
                                "StemSpec", "HeadSpec", "ConstraintError", "check_constraints", "list_variants",
-                               "get_spec", "summarize_spec"),
+                               "get_spec", "summarize_spec", "save_spec", "load_spec"),
     "attendnext_keras.profiling": ("profile",),
     "attendnext_keras.conversion": ("to_tflite",),
     "attendnext_keras.quantization": ("quantize_model", "fine_tune"),

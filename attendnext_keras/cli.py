@@ -237,6 +237,28 @@ def cmd_run(args):
                        threads=args.threads, micro=not args.no_micro, resume=args.resume))
 
 
+def cmd_explore(args):
+    from attendnext_keras.explore import SearchSpace, explore
+
+    space = SearchSpace(**{key: value for key, value in (
+        ("width_multipliers", tuple(args.widths) if args.widths else None), ("max_columns", args.max_columns),
+        ("max_blocks", args.max_blocks), ("head_hidden", tuple(args.head_hidden) if args.head_hidden else None),
+        ("blur_sizes", tuple(args.blur_sizes) if args.blur_sizes else None)) if value is not None})
+    result = explore(data=args.data, train_split=args.train_split, val_split=args.val_split, data_dir=args.data_dir,
+                     study_name=args.study_name, storage=args.storage, n_trials=args.trials,
+                     objective=args.objective, base_variant=args.variant, input_sizes=tuple(args.input_sizes),
+                     epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                     max_params=args.max_params, max_macs=args.max_macs, max_tflite_bytes=args.max_tflite_bytes,
+                     max_arena_bytes=args.max_arena_bytes, max_latency_ms=args.max_latency_ms,
+                     min_accuracy=args.min_accuracy, out_dir=args.out, seed=args.seed, timeout=args.timeout,
+                     space=space, sampler=args.sampler, reference=args.reference, latency_runs=args.runs,
+                     threads=args.threads, max_proposals=args.max_proposals)
+    if result.winner is None:
+        print("no feasible candidate yet: nothing reported as best (see the table for what each trial broke)")
+    else:
+        print(f"best spec: {result.paths['spec']} (build it with AttendNeXt(spec=load_spec(path)))")
+
+
 # --- parser --------------------------------------------------------------------------------------------------
 
 
@@ -362,6 +384,57 @@ def build_parser():
     p.add_argument("--out-dir", default="tflite/models/attendnext_model", help="Folder for the .h/.cc files.")
     p.add_argument("--name", default="attendnext_model", help="C identifier for the array and the namespace.")
     p.set_defaults(func=cmd_micro)
+
+    p = sub.add_parser("explore", help="Machine-driven design exploration: an Optuna search over AttendNeXt specs "
+                                       "under the builder's rules and your limits, trained briefly on your data.")
+    data_args(p)
+    p.add_argument("--study-name", default="attendnext-explore", help="Optuna study name (resumed if it exists).")
+    p.add_argument("--storage", default="sqlite:///runs/explore/study.db",
+                   help="Optuna storage URL: SQLite by default; a PostgreSQL/MySQL URL lets several machines share "
+                        "the study. Finished trials survive an interruption; run again to resume.")
+    p.add_argument("--trials", type=int, default=20,
+                   help="Candidates to train and measure in this run (specs the rules reject cost nothing and do "
+                        "not count); 0 rewrites the reports from the storage.")
+    p.add_argument("--objective", default="netscore", choices=("netscore", "pareto", "pareto-size"),
+                   help="netscore: maximise NetScore (int8 top-1, params, MACs); pareto: int8 top-1 against latency "
+                        "relative to the reference; pareto-size: and int8 .tflite size.")
+    p.add_argument("--variant", default="micro", choices=_variants(), help="Base variant the search space derives "
+                                                                           "from (stem, stages, widths).")
+    p.add_argument("--input-sizes", type=int, nargs="+", default=[64], help="Input sizes to choose from "
+                                                                            "(multiples of 32).")
+    p.add_argument("--epochs", type=int, default=3, help="Proxy training epochs per candidate.")
+    p.add_argument("--batch-size", type=int, default=32, help="Batch size of proxy training.")
+    p.add_argument("--lr", type=float, default=3e-3, help="Peak learning rate of proxy training.")
+    p.add_argument("--max-params", type=int, default=None, help="Limit on parameters (checked before training).")
+    p.add_argument("--max-macs", type=int, default=None, help="Limit on MACs (checked before training).")
+    p.add_argument("--max-tflite-bytes", type=int, default=None, help="Limit on the int8 .tflite size in bytes.")
+    p.add_argument("--max-arena-bytes", type=int, default=None, help="Limit on the TensorFlow Lite Micro arena.")
+    p.add_argument("--max-latency-ms", type=float, default=None,
+                   help="Limit on median int8 LiteRT latency, measured on this machine in the exploring process.")
+    p.add_argument("--min-accuracy", type=float, default=None, help="Floor on int8 top-1 after proxy training, "
+                                                                    "a fraction (0.6 = 60%%).")
+    p.add_argument("--widths", type=float, nargs="+", default=None,
+                   help="Width multipliers on the base variant's width to choose from (default 0.75 1.0 1.25 1.5).")
+    p.add_argument("--max-columns", type=int, default=None, help="Most parallel columns per stage (default 3).")
+    p.add_argument("--max-blocks", type=int, default=None,
+                   help="Most depth-wise separable blocks per column (default: the base stage's count).")
+    p.add_argument("--head-hidden", type=int, nargs="+", default=None,
+                   help="Hidden widths of the classifier head to choose from, 0 for none (default 0 256 512).")
+    p.add_argument("--blur-sizes", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="Range of AADS blur filter sizes (default 2 5).")
+    p.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2", "random"),
+                   help="Optuna sampler: TPE (default; constrained, multi-objective), NSGA-II or random.")
+    p.add_argument("--reference", default="micro", choices=_variants(),
+                   help="Variant whose int8 model is timed beside every candidate (latency ratios).")
+    p.add_argument("--runs", type=int, default=50, help="Timed LiteRT runs per candidate (and reference).")
+    p.add_argument("--threads", type=int, default=1, help="LiteRT threads for latency.")
+    p.add_argument("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
+    p.add_argument("--max-proposals", type=int, default=None,
+                   help="Stop after this many proposals even if fewer candidates trained (default 20 × --trials).")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the sampler, data and training.")
+    p.add_argument("--out", default="runs/explore", help="Output folder (results.md, plots, best_spec.json, "
+                                                         "winner/, trials/).")
+    p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("benchmark", help="AttendNeXt against its peers: size, MACs, LiteRT latency, partitions, "
                                          "ratios, Figure-3-style plot.")

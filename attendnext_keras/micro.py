@@ -55,12 +55,24 @@ class MicroRunner:
     @property
     def arena_bytes(self) -> int:
         """Bytes of tensor arena the model's plan uses (`print_allocations`' "Arena allocation total")."""
+        return self.arena_usage["total"]
+
+    @property
+    def arena_usage(self) -> dict:
+        """The arena as TFLM's allocator splits it, in bytes: {"total", "planned", "persistent"}.
+
+        "planned" (the arena head) holds the memory-planned activation tensors and the kernels' scratch buffers:
+        what `profiling.profile`'s peak activation estimate approximates. "persistent" (the tail) holds TFLM's
+        per-tensor and per-op data: eval tensors, node structs, per-channel quantization parameters and the
+        kernels' persistent buffers, which grow with the number of ops rather than with the image size.
+        """
         with _capture_c_stdio() as log:
             self.interpreter.print_allocations()
-        match = re.search(r"Arena allocation total (\d+) bytes", log[0])
-        if not match:
+        found = {key: re.search(rf"Arena allocation {key} (\d+) bytes", log[0]) for key in ("total", "head", "tail")}
+        if not all(found.values()):
             raise RuntimeError(f"TFLite Micro did not report its arena size. Its log: {log[0][:500]}")
-        return int(match.group(1))
+        return {"total": int(found["total"].group(1)), "planned": int(found["head"].group(1)),
+                "persistent": int(found["tail"].group(1))}
 
     def run(self, x: np.ndarray) -> np.ndarray:
         detail = self.interpreter.get_input_details(0)

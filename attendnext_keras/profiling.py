@@ -6,8 +6,9 @@ projection) and element-wise products (Multiply: one per output element); poolin
 LayerNormalization and BatchNormalization (folded into the convolution on conversion) count zero. Activation memory
 is estimated for int8 inference (one byte per element, `bytes_per_element` to change it): layers walk in order, a
 tensor lives from the layer that makes it to its last reader, and layers that the converter fuses into their producer
-(BatchNormalization, ReLU, Dropout, Rescaling) reuse their input's buffer. It approximates the tensor arena that
-TFLite Micro plans.
+(BatchNormalization, ReLU, Dropout, Rescaling) reuse their input's buffer. It approximates the planned part of
+TFLite Micro's tensor arena (`micro.MicroRunner.arena_usage["planned"]`); the arena also holds TFLM's persistent
+per-op data, which grows with the number of ops.
 """
 
 from __future__ import annotations

@@ -123,6 +123,15 @@ class ModelSpec:
     def replace(self, **changes) -> "ModelSpec":
         return dataclasses.replace(self, **changes)
 
+    def to_dict(self) -> dict:
+        """The spec as nested plain values (dicts, lists, numbers, strings, None) for JSON; `from_dict` inverts it."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelSpec":
+        """The spec `to_dict` wrote (unknown or missing keys are an error naming them)."""
+        return _from_plain(cls, values, "spec")
+
     @property
     def strides(self) -> list:
         """Output stride of each stage."""
@@ -142,6 +151,79 @@ class ModelSpec:
                     if block.kind == "dcac":
                         divisor = math.lcm(divisor, stride * (block.dcac or DCACSpec()).condense_factor)
         return divisor
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# Which dataclass each nested field holds (tuples of them for `stages`, `columns`, `blocks`).
+_NESTED = {"stem": "StemSpec", "head": "HeadSpec", "stages": "StageSpec", "columns": "ColumnSpec",
+           "blocks": "BlockSpec", "dcac": "DCACSpec"}
+
+
+def _from_plain(cls, values, where):
+    if not isinstance(values, dict):
+        raise ValueError(f"Invalid spec data at '{where}': expected a mapping for {cls.__name__}. "
+                         f"Received: {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"Invalid spec data at '{where}': unknown keys {unknown} for {cls.__name__}; "
+                         f"known: {sorted(fields)}")
+    missing = sorted(name for name, f in fields.items() if name not in values
+                     and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    if missing:
+        raise ValueError(f"Invalid spec data at '{where}': missing keys {missing} for {cls.__name__}")
+    out = {}
+    for name, value in values.items():
+        nested = globals().get(_NESTED.get(name, ""))
+        if nested is not None and value is not None:
+            if name in ("stages", "columns", "blocks"):
+                if not isinstance(value, (list, tuple)):
+                    raise ValueError(f"Invalid spec data at '{where}.{name}': expected a list. Received: {value!r}")
+                value = tuple(_from_plain(nested, v, f"{where}.{name}[{i}]") for i, v in enumerate(value))
+            else:
+                value = _from_plain(nested, value, f"{where}.{name}")
+        out[name] = value
+    return cls(**out)
+
+
+def save_spec(spec: ModelSpec, path) -> str:
+    """Writes a spec as JSON (`ModelSpec.to_dict`); `load_spec(path)` gives it back and `AttendNeXt(spec=...)` builds
+    it. Returns the path."""
+    import json
+    import os
+
+    spec = get_spec(spec)
+    path = os.fspath(path)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(spec.to_dict(), f, indent=1)
+        f.write("\n")
+    return path
+
+
+def load_spec(path) -> ModelSpec:
+    """The ModelSpec in a JSON file written by `save_spec` (or by `attendnext explore`)."""
+    import json
+    import os
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Spec file '{path}' does not exist.")
+    with open(path, encoding="utf-8") as f:
+        try:
+            values = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Spec file '{path}' is not valid JSON: {error}") from error
+    try:
+        return ModelSpec.from_dict(values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"Spec file '{path}': {error}") from error
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

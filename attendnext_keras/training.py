@@ -366,13 +366,9 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, o
     config = config or TrainConfig()
     strategy = strategy or tf.distribute.get_strategy()
     if config.seed is not None:  # weights initialised inside model() and dropout draw from these
-        import random
+        import keras
 
-        import numpy as np
-
-        random.seed(config.seed)
-        np.random.seed(config.seed)
-        tf.random.set_seed(config.seed)
+        keras.utils.set_random_seed(config.seed)  # Python, NumPy, TensorFlow and Keras 3's own seed generator
     os.makedirs(out_dir, exist_ok=True)
     chief = _is_chief(strategy)
     # Every worker saves (reading distributed variables runs collectives that all workers must join); non-chief

@@ -60,6 +60,16 @@ def test_micro_fits_a_microcontroller(micro_int8):
     assert MicroRunner(micro_int8).arena_bytes <= 256 * KB
 
 
+def test_arena_usage_splits_planned_and_persistent(micro_model, micro_int8):
+    runner = MicroRunner(micro_int8)
+    usage = runner.arena_usage
+    assert usage["total"] == usage["planned"] + usage["persistent"] == runner.arena_bytes
+    assert usage["planned"] > 0 and usage["persistent"] > 0
+    # the profile's activation estimate approximates the planned part (the head), not the whole arena
+    estimate = an.profile(micro_model).peak_activation_bytes
+    assert 0.5 * usage["planned"] <= estimate <= 1.5 * usage["planned"]
+
+
 def test_tflm_matches_litert(micro_int8, calibration):
     x = _quantize_input(micro_int8, calibration[:1])
     micro = MicroRunner(micro_int8).run(x).astype(int)

@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -24,3 +26,21 @@ def test_import_is_quick_and_lazy():
     code = "import sys, attendnext_keras; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_notebooks_are_generated_clean_and_run_by_ci():
+    """notebooks/*.ipynb are what tools/make_notebooks.py writes: no outputs, a Colab badge, a Colab-only install."""
+    nbformat = pytest.importorskip("nbformat")
+    check = subprocess.run([sys.executable, "tools/make_notebooks.py", "--check"], capture_output=True, text=True,
+                           cwd=REPO)
+    assert check.returncode == 0, check.stderr
+    paths = sorted((REPO / "notebooks").glob("*.ipynb"))
+    assert [p.name[:3] for p in paths] == ["01_", "02_", "03_", "04_"]
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        code = [cell for cell in nb.cells if cell.cell_type == "code"]
+        assert all(not cell.outputs and cell.execution_count is None for cell in code), path.name
+        assert f"colab.research.google.com/github/attendnext/attendnext_keras/blob/main/notebooks/{path.name}" \
+            in nb.cells[0].source
+        assert '"google.colab" in sys.modules' in code[0].source
+    assert ".venv/bin/python tools/run_notebooks.py" in (REPO / ".ci" / "run").read_text()

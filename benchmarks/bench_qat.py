@@ -1,0 +1,121 @@
+"""QAT against PTQ against float, on real photographs, after the same fine-tuning budget; float32 vs int8 latency.
+
+1. Train the float model (`--variant`, `--size`, `--epochs`) on an image folder (default: flowers160).
+2. From that model, spend the same budget (`--qat-epochs` at the QAT recipe's learning rate) two ways:
+   a. quantization-aware fine-tuning → int8 (no calibration);
+   b. float fine-tuning → float32 TFLite, and int8 by post-training quantization on 200 training images.
+3. Top-1 on the validation split of every format, with LiteRT (XNNPACK).
+4. LiteRT latency of float32 and int8 for `base` (224 px) and the trained `micro`, 1 and 2 threads, interleaved.
+
+    python benchmarks/bench_qat.py --data ../shared/data/flowers160 --size 64 --epochs 25 --qat-epochs 3
+
+Writes results/qat.json and results/qat.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "flowers160"),
+                        help="Image folder with train/ and val/ (default: ../shared/data/flowers160).")
+    parser.add_argument("--variant", default="micro", help="AttendNeXt variant to train (default: micro).")
+    parser.add_argument("--size", type=int, default=64, help="Input size for training (default: 64).")
+    parser.add_argument("--epochs", type=int, default=25, help="Float training epochs (default: 25).")
+    parser.add_argument("--qat-epochs", type=int, default=3, help="Fine-tuning budget for QAT and float (default: 3).")
+    parser.add_argument("--batch-size", type=int, default=64, help="Batch size (default: 64).")
+    parser.add_argument("--runs", type=int, default=100, help="Timed runs per model and thread count.")
+    parser.add_argument("--out", default=str(HERE / "results"), help="Output folder (default: benchmarks/results).")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    import attendnext_keras as an
+    from attendnext_keras import data
+    from attendnext_keras.benchmark import machine_info, time_interleaved
+    from attendnext_keras.conversion import to_tflite
+    from attendnext_keras.pipeline import evaluate_tflite
+    from attendnext_keras.quantization import fine_tune
+    from attendnext_keras.runtime import delegation_report
+    from attendnext_keras.training import TrainConfig, evaluate, train
+
+    started = time.time()
+    work = pathlib.Path(args.out) / "qat_runs"
+    train_src, val_src = data.load_source(args.data, "train"), data.load_source(args.data, "val")
+    train_ds = data.make_dataset(train_src, args.size, args.batch_size, training=True, seed=0, crop_scale=(0.25, 1))
+    val_ds = data.make_dataset(val_src, args.size, args.batch_size, training=False)
+    classes = len(train_src.class_names)
+
+    def build():
+        return an.AttendNeXt(variant=args.variant, input_shape=(args.size, args.size, 3), classes=classes,
+                             classifier_activation=None)
+
+    base_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=3e-3, bn_momentum=0.9)
+    float_model = train(build, train_ds, val_ds, base_config, out_dir=str(work / "float")).model
+    float_weights = float_model.get_weights()
+    float_top1 = evaluate(float_model, val_ds)["top1"]
+
+    budget = TrainConfig.qat(epochs=args.qat_epochs, batch_size=args.batch_size)
+    qat_model = fine_tune(float_model, train_ds, val_ds, budget, out_dir=str(work / "qat")).model
+    # The same budget spent in float (same recipe, no fake quantization), from the same weights.
+    tuned = build()
+    tuned.set_weights(float_weights)
+    tuned = train(tuned, train_ds, val_ds, budget, out_dir=str(work / "float_tuned")).model
+
+    calibration = data.representative_images(train_src, args.size, count=200)
+    blobs = {"float32": to_tflite(tuned, "float32"), "int8 QAT": to_tflite(qat_model, "int8"),
+             "int8 PTQ": to_tflite(tuned, "int8-ptq", representative_data=calibration)}
+    accuracy = {"Keras float (before fine-tuning)": float_top1,
+                "Keras float (after fine-tuning)": evaluate(tuned, val_ds)["top1"],
+                "Keras QAT (fake-quant)": evaluate(qat_model, val_ds)["top1"]}
+    for name, blob in blobs.items():
+        accuracy[f"TFLite {name}"] = evaluate_tflite(blob, val_ds)["top1"]
+
+    base = an.AttendNeXt(variant="base", classifier_activation=None)
+    base_calibration = np.random.default_rng(0).uniform(0, 255, (32, 224, 224, 3)).astype("float32")
+    latency_blobs = {f"{args.variant} {args.size}px float32": blobs["float32"],
+                     f"{args.variant} {args.size}px int8": blobs["int8 QAT"],
+                     "base 224px float32": to_tflite(base, "float32"),
+                     "base 224px int8": to_tflite(base, "int8-ptq", representative_data=base_calibration)}
+    latency = {}
+    for threads in (1, 2):
+        samples = time_interleaved(latency_blobs, threads, runs=args.runs)
+        latency[threads] = {k: float(np.median(v)) for k, v in samples.items()}
+    partitions = {k: delegation_report(b)["partitions"] for k, b in latency_blobs.items()}
+
+    result = {"machine": machine_info(), "args": vars(args), "classes": train_src.class_names,
+              "train_images": train_src.num_examples, "val_images": val_src.num_examples,
+              "accuracy": accuracy, "latency_ms": latency, "partitions": partitions,
+              "sizes": {k: len(b) for k, b in latency_blobs.items()}, "seconds": time.time() - started}
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "qat.json").write_text(json.dumps(result, indent=1))
+    command = "python benchmarks/bench_qat.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    ref = accuracy["TFLite float32"]
+    lines = [f"`{command}` — {train_src.num_examples} training / {val_src.num_examples} validation images, "
+             f"{args.variant} at {args.size} px, {args.epochs} float epochs, then {args.qat_epochs} epochs of "
+             f"fine-tuning each way ({result['seconds'] / 60:.0f} min)", "",
+             "| format | top-1 | vs TFLite float32 |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.1%} | {100 * (v - ref):+.1f} pt |" for k, v in accuracy.items()]
+    lines += ["", "| model | size KiB | XNNPACK partitions | median ms, 1 thread | median ms, 2 threads |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {k} | {result['sizes'][k] / 1024:.0f} | {partitions[k]} | {latency[1][k]:.3f} | "
+              f"{latency[2][k]:.3f} |" for k in latency_blobs]
+    (out / "qat.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

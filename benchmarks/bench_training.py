@@ -1,0 +1,117 @@
+"""Training benchmark: throughput of AttendNeXt against keras.applications MobileNetV3, and proxy accuracy from
+scratch with one recipe, on this machine, in one run.
+
+1. Throughput: images/s of a training step (forward, backward, AdamW update) for each model at each size, measured
+   after the first (tracing) step on cached batches, models in turn.
+2. Proxy accuracy: each model trained from scratch on an image folder (default flowers160) with the same recipe,
+   epochs, input size and seed (attendnext_keras.training.train); validation top-1 of the final weights.
+
+    python benchmarks/bench_training.py --sizes 128 224 --steps 10 --accuracy-size 64 --epochs 12
+
+Writes results/training.json, results/training.md and results/accuracy.json ({model: top-1}, which
+`bench_peers.py --accuracies` draws against latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+MODELS = ("attendnext_base", "mobilenet_v3_large", "mobilenet_v3_small")
+
+
+def build(name, size, classes):
+    import attendnext_keras as an
+    from attendnext_keras.peers import PEERS
+
+    if name.startswith("attendnext_"):
+        return an.AttendNeXt(variant=name.split("_", 1)[1], input_shape=(size, size, 3), classes=classes,
+                             classifier_activation=None)
+    return PEERS[name]((size, size, 3), classes)
+
+
+def throughput(name, size, batch, steps):
+    import keras
+    import numpy as np
+
+    model = build(name, size, 1000)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
+    y = rng.integers(0, 1000, batch)
+    start = time.perf_counter()
+    model.train_on_batch(x, y)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return {"images_per_second": steps * batch / (time.perf_counter() - start), "first_step_s": first}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), help=f"Models (default: {' '.join(MODELS)}).")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 224], help="Throughput input sizes.")
+    parser.add_argument("--batch-size", type=int, default=32, help="Batch size (default: 32).")
+    parser.add_argument("--steps", type=int, default=10, help="Timed training steps per model and size.")
+    parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "flowers160"),
+                        help="Image folder with train/ and val/ for the proxy accuracy run.")
+    parser.add_argument("--accuracy-size", type=int, default=64, help="Input size of the proxy accuracy run.")
+    parser.add_argument("--epochs", type=int, default=12, help="Epochs of the proxy accuracy run (0 skips it).")
+    parser.add_argument("--out", default=str(HERE / "results"), help="Output folder (default: benchmarks/results).")
+    args = parser.parse_args(argv)
+
+    from attendnext_keras import data
+    from attendnext_keras.benchmark import machine_info
+    from attendnext_keras.training import TrainConfig, evaluate, train
+
+    started = time.time()
+    speed = {name: {size: throughput(name, size, args.batch_size, args.steps) for size in args.sizes}
+             for name in args.models}
+    accuracy, histories = {}, {}
+    if args.epochs:
+        train_src, val_src = data.load_source(args.data, "train"), data.load_source(args.data, "val")
+        size = args.accuracy_size
+        train_ds = data.make_dataset(train_src, size, args.batch_size, training=True, seed=0, crop_scale=(0.25, 1))
+        val_ds = data.make_dataset(val_src, size, args.batch_size, training=False)
+        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=3e-3, bn_momentum=0.9)
+        for name in args.models:
+            run = train(lambda: build(name, size, len(train_src.class_names)), train_ds, val_ds, config,
+                        out_dir=str(pathlib.Path(args.out) / "training_runs" / name), verbose=0)
+            accuracy[name] = evaluate(run.model, val_ds)["top1"]
+            histories[name] = run.history.get("val_accuracy")
+
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"machine": machine_info(), "args": vars(args), "throughput": speed, "accuracy": accuracy,
+              "val_accuracy_history": histories, "seconds": time.time() - started}
+    (out / "training.json").write_text(json.dumps(result, indent=1))
+    if accuracy:
+        (out / "accuracy.json").write_text(json.dumps(accuracy, indent=1))
+    command = "python benchmarks/bench_training.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    ref = args.models[1] if len(args.models) > 1 else args.models[0]
+    lines = [f"`{command}` ({result['seconds'] / 60:.0f} min; batch {args.batch_size}, AdamW, 2 CPU cores)", "",
+             "| model | " + " | ".join(f"img/s at {s} px | vs {ref}" for s in args.sizes) +
+             (f" | val top-1 ({args.epochs} epochs, {args.accuracy_size} px) |" if accuracy else " |"),
+             "|---|" + "---|---|" * len(args.sizes) + ("---|" if accuracy else "")]
+    for name in args.models:
+        cells = [f"{speed[name][s]['images_per_second']:.1f} | "
+                 f"{speed[name][s]['images_per_second'] / speed[ref][s]['images_per_second']:.2f}×"
+                 for s in args.sizes]
+        lines.append(f"| {name} | " + " | ".join(cells) + (f" | {accuracy[name]:.1%} |" if accuracy else " |"))
+    (out / "training.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
