@@ -28,6 +28,7 @@ setup(
         "matplotlib>=3.7",
         "tqdm>=4.60",
         "pyyaml>=6",
+        "optuna>=3.5",  # design exploration (attendnext explore): constrained, multi-objective, resumable studies
         *RUNTIME_REQUIRES,
     ],
     extras_require={

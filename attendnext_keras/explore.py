@@ -404,9 +404,9 @@ class Evaluator:
         from attendnext_keras.runtime import delegation_report, weight_bytes
         from attendnext_keras.training import evaluate, train
 
-        started = time.perf_counter()
         model = model() if callable(model) and not hasattr(model, "layers") else model
         size = size or int(model.inputs[0].shape[1])
+        started = time.perf_counter()
         prof = profile(model)
         metrics = {"params": prof.params, "macs": prof.macs, "peak_activation_bytes": prof.peak_activation_bytes}
         if on_profile is not None:
@@ -427,14 +427,16 @@ class Evaluator:
         metrics["partitions"] = int(report["partitions"])
         metrics["ops_outside"] = list(report["ops_outside"])
         metrics["arena_bytes"] = self.arena_bytes(blob) if self.arena else None
-        reference = self.reference_blob(size)
+        measured = time.perf_counter()
+        reference = self.reference_blob(size)  # converted on first use of a size: not the candidate's cost
+        measured -= time.perf_counter()
         samples = time_interleaved({"candidate": blob, "reference": reference}, num_threads=self.threads,
                                    runs=self.latency_runs, seed=self.seed)
         metrics["latency_ms"] = float(np.median(samples["candidate"]))
         metrics["reference_latency_ms"] = float(np.median(samples["reference"]))
         metrics["latency_ratio"] = metrics["latency_ms"] / metrics["reference_latency_ms"]
         metrics["seconds"] = {"train": trained - started, "convert": converted - trained,
-                              "measure": time.perf_counter() - converted}
+                              "measure": time.perf_counter() - converted + measured}
         metrics["tflite_path"] = tflite_path
         return metrics
 
@@ -685,16 +687,25 @@ def _make_objective(evaluator, base, input_sizes, space, limits, objective, out_
 # Reporting
 
 
+def _rule_name(message: str) -> str:
+    """"Spec 'x' breaks constraint (1) columnar design: …" → "constraint (1) columnar design"."""
+    head = message.split(": ", 1)[0]
+    return head.split(" breaks ", 1)[1] if " breaks " in head else head
+
+
 def _feasibility(trial, limits: Limits):
     """(feasible, reason) of a finished trial under the current limits, re-checking its spec against the rules."""
     import optuna
 
     if trial.state != optuna.trial.TrialState.COMPLETE or not trial.user_attrs.get("evaluated"):
-        return False, trial.user_attrs.get("rejected") or trial.user_attrs.get("error") or trial.state.name.lower()
+        rejected = trial.user_attrs.get("rejected") or ""
+        if rejected.startswith("spec rules"):
+            rejected = "spec rules: " + _rule_name(rejected[len("spec rules: "):])
+        return False, rejected or trial.user_attrs.get("error") or trial.state.name.lower()
     try:
         check_candidate(ModelSpec.from_dict(trial.user_attrs["spec"]))
     except (ConstraintError, ValueError, KeyError, TypeError) as error:
-        return False, f"spec rules: {str(error).splitlines()[0]}"
+        return False, f"spec rules: {_rule_name(str(error).splitlines()[0])}"
     broken = limits.violations(trial.user_attrs.get("metrics", {}))
     return (not broken), ("limits: " + ", ".join(broken) if broken else "")
 
@@ -769,7 +780,7 @@ def markdown_table(rows, objective, best_label="best") -> str:
         status = r["status"]
         status = f"**{best_label}**" if status == "best" else status
         lines.append(
-            f"| {r['trial']} | {status[:60]} | {r.get('input', '—')} | {_fmt(r.get('width'), '{:g}')} | "
+            f"| {r['trial']} | {status[:70]} | {r.get('input', '—')} | {_fmt(r.get('width'), '{:g}')} | "
             f"{r.get('columns', '—')} | {r.get('blocks', '—')} | {r.get('dcac', '—')} | {r.get('merge', '—')} | "
             f"{r.get('blur', '—')} | {_fmt(r.get('params'), '{:,}')} | {_fmt(r.get('macs'), '{:,}')} | "
             f"{_fmt(r.get('top1'), '{:.1%}')} | {_fmt(r.get('tflite_bytes'), '{:.1f}', 1 / 1024)} | "
@@ -898,7 +909,7 @@ def write_report(study, out_dir, limits: Limits | None = None, objective=None, v
         header += ["No feasible trial yet: nothing is reported as best.", ""]
     paths["table"] = os.path.join(out_dir, "results.md")
     with open(paths["table"], "w", encoding="utf-8") as f:
-        f.write("\n".join(header) + table + "\n")
+        f.write("\n".join(header) + "\n" + table + "\n")
     paths["json"] = os.path.join(out_dir, "results.json")
     with open(paths["json"], "w", encoding="utf-8") as f:
         json.dump({"study": study.study_name, "objective": objective, "limits": dataclasses.asdict(limits),

@@ -38,7 +38,7 @@ def code(*parts):
 
 def header(name, title, intro, gpu=False):
     """The opening markdown cell (title, Colab badge, what the notebook does) and the install cell."""
-    runtime = ("On Colab, pick a GPU runtime (*Runtime → Change runtime type*) for the full settings. " if gpu else "")
+    runtime = "On Colab, pick a GPU runtime (*Runtime → Change runtime type*) for the full settings. " if gpu else ""
     return [
         md(f"# {title}\n\n"
            f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(name)})\n\n"
@@ -153,7 +153,8 @@ QUICKSTART = [
         TRAINED = "runs/notebook02/best.keras"  # written by notebook 02
         probe_source = an.load_model(TRAINED) if os.path.exists(TRAINED) else model
         sigmoids = [layer.name for layer in probe_source.layers if layer.name.endswith("_sigmoid")]
-        print(f"attention maps of {probe_source.name} ({'trained' if probe_source is not model else 'random weights'}):")
+        trained = probe_source is not model
+        print(f"attention maps of {probe_source.name} ({'trained' if trained else 'random weights'}):")
         for name in sigmoids:
             print(f"  {name:<36} {tuple(probe_source.get_layer(name).output.shape[1:])}")
 
@@ -260,7 +261,8 @@ TRAIN = [
         print(f"{train_source.num_examples} training and {val_source.num_examples} validation images, "
               f"{len(class_names)} classes: {', '.join(class_names)}")
 
-        train_ds = data.make_dataset(train_source, IMAGE_SIZE, BATCH_SIZE, training=True, seed=0, crop_scale=(0.25, 1.0))
+        train_ds = data.make_dataset(train_source, IMAGE_SIZE, BATCH_SIZE, training=True, seed=0,
+                                     crop_scale=(0.25, 1.0))
         val_ds = data.make_dataset(val_source, IMAGE_SIZE, BATCH_SIZE, training=False)
 
         images, labels = next(iter(train_ds))
@@ -385,7 +387,8 @@ QAT = [
 
         train_source, val_source = data.load_source(DATA, TRAIN_SPLIT), data.load_source(DATA, VAL_SPLIT)
         class_names = train_source.class_names
-        train_ds = data.make_dataset(train_source, IMAGE_SIZE, BATCH_SIZE, training=True, seed=0, crop_scale=(0.25, 1.0))
+        train_ds = data.make_dataset(train_source, IMAGE_SIZE, BATCH_SIZE, training=True, seed=0,
+                                     crop_scale=(0.25, 1.0))
         val_ds = data.make_dataset(val_source, IMAGE_SIZE, BATCH_SIZE, training=False)
         print(f"{train_source.num_examples} training / {val_source.num_examples} validation images of "
               f"{len(class_names)} classes; AttendNeXt {VARIANT} at {IMAGE_SIZE} px")
@@ -523,7 +526,8 @@ MICRO = [
             DATA, IMAGE_SIZE, EPOCHS, CALIBRATION_IMAGES, COMPARE_IMAGES = "tf_flowers", 96, 30, 300, 200
         DATA = os.environ.get("ATTENDNEXT_DATA") or DATA
         if SMALL and not os.path.isdir(DATA):
-            raise ValueError(f"Small settings never download: ATTENDNEXT_DATA must be an image folder. Received: {DATA}")
+            raise ValueError(f"Small settings never download: ATTENDNEXT_DATA must be an image folder. "
+                             f"Received: {DATA}")
         TRAIN_SPLIT, VAL_SPLIT = ("train", "val") if os.path.isdir(DATA) else ("train[:85%]", "train[85%:]")
         OUT_DIR = "runs/notebook04"
         os.makedirs(OUT_DIR, exist_ok=True)
@@ -585,8 +589,8 @@ MICRO = [
     md("## 3. TFLM against LiteRT\n\n"
        "`compare_with_litert` runs the same int8 inputs through TFLM, LiteRT's reference kernels and LiteRT with "
        "XNNPACK, and reports the largest output difference in quantization steps (LSB) and how often the top-1 "
-       "class agrees. Small differences come from rounding in optimized kernels; TFLM's reference kernels should "
-       "agree with LiteRT's within a step or two."),
+       "class agrees. Some int8 kernels round differently in TFLM and LiteRT, so outputs can differ by a few "
+       "steps; the top-1 class should agree."),
     code('''
         images = data.representative_images(val_source, IMAGE_SIZE, count=COMPARE_IMAGES)
         comparison = compare_with_litert(blob, images)
