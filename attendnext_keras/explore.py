@@ -58,6 +58,8 @@ OBJECTIVES = {
     "pareto-size": (("top1", "maximize"), ("latency_ratio", "minimize"), ("tflite_bytes", "minimize")),
 }
 SAMPLERS = ("tpe", "nsga2", "random")
+MAX_FAILURES_IN_A_ROW = 3
+"""`explore` stops when this many trials in a row raise (a systematic error should not cost every training run)."""
 CONSTRAINT_NAMES = ("spec_rules", "params", "macs", "tflite_bytes", "arena_bytes", "latency_ms", "accuracy")
 """The order of `trial.user_attrs["constraints"]`; a value > 0 means violated (relative excess over the limit)."""
 
@@ -584,7 +586,7 @@ def explore(data="default", study_name="attendnext-explore", storage="sqlite:///
         raise ValueError(f"Input sizes must be multiples of {final_stride} (the output stride of '{base.name}'). "
                          f"Received: input_sizes={input_sizes}")
     say = print if verbose else (lambda *a, **k: None)
-    if not verbose:
+    if verbose < 2:  # our one line per trial replaces Optuna's (which lists every parameter)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.makedirs(out_dir, exist_ok=True)
     study = open_study(study_name, storage, objective, sampler, seed)
@@ -601,13 +603,18 @@ def explore(data="default", study_name="attendnext-explore", storage="sqlite:///
                               latency_runs=latency_runs, threads=threads, arena=True, verbose=verbose)
         if "classes" not in study.user_attrs.get("settings", {}):
             study.set_user_attr("settings", {**study.user_attrs.get("settings", {}), "classes": evaluator.classes})
-        evaluated = []
+        evaluated, failures = [], []
         objective_fn = _make_objective(evaluator, base, input_sizes, space, limits, objective, out_dir, say)
 
         def stop_when_done(study_, trial):
             if trial.user_attrs.get("evaluated") and trial.state == optuna.trial.TrialState.COMPLETE:
                 evaluated.append(trial.number)
-            if len(evaluated) >= n_trials:
+            if trial.state == optuna.trial.TrialState.FAIL:
+                failures.append(trial.user_attrs.get("error", "unknown error"))
+            elif trial.state == optuna.trial.TrialState.COMPLETE:
+                failures.clear()
+            # Enough candidates, or the same failure keeps costing a training run: stop.
+            if len(evaluated) >= n_trials or len(failures) >= MAX_FAILURES_IN_A_ROW:
                 study_.stop()
 
         say(f"exploring: study '{study_name}' ({len(study.trials)} trials so far), objective {objective}, "
@@ -615,10 +622,10 @@ def explore(data="default", study_name="attendnext-explore", storage="sqlite:///
             f"{epochs} epoch(s) each; limits: {limits.describe()}")
         study.optimize(objective_fn, n_trials=max_proposals or 20 * n_trials, timeout=timeout,
                        callbacks=[stop_when_done], catch=(Exception,), gc_after_trial=True)
-        failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL and "error" in t.user_attrs]
-        if not evaluated and failed and not any(t.user_attrs.get("evaluated") for t in study.trials):
-            raise RuntimeError(f"No candidate could be evaluated; trial {failed[-1].number} failed with: "
-                               f"{failed[-1].user_attrs['error']}")
+        if len(failures) >= MAX_FAILURES_IN_A_ROW:
+            write_report(study, out_dir, limits, objective, verbose=0)
+            raise RuntimeError(f"Exploration stopped: {len(failures)} candidates in a row failed; the last with "
+                               f"{failures[-1]}. Finished trials are kept in the study.")
     return write_report(study, out_dir, limits, objective, verbose=verbose)
 
 
@@ -868,11 +875,11 @@ def winner_report(trial, classes=None) -> str:
              f"- XNNPACK partitions: {m['partitions']}"
              + (f"; ops outside XNNPACK: {', '.join(m['ops_outside'])}" if m.get("ops_outside") else
                 "; every op inside XNNPACK"),
-             f"- TFLite Micro arena: " + (f"{m['arena_bytes']:,} bytes" if m.get("arena_bytes") else
+             "- TFLite Micro arena: " + (f"{m['arena_bytes']:,} bytes" if m.get("arena_bytes") else
                                           "— (TFLite Micro could not load the model)"),
              f"- LiteRT latency: {m['latency_ms']:.3f} ms, reference {m['reference_latency_ms']:.3f} ms "
              f"(×{m['latency_ratio']:.2f}), timed interleaved in one process",
-             f"- proxy cost: " + ", ".join(f"{k} {v:.0f} s" for k, v in m.get("seconds", {}).items())]
+             "- proxy cost: " + ", ".join(f"{k} {v:.0f} s" for k, v in m.get("seconds", {}).items())]
     return "\n".join(lines) + "\n"
 
 
@@ -899,7 +906,7 @@ def write_report(study, out_dir, limits: Limits | None = None, objective=None, v
               f"Objective: {objective} ({', '.join(f'{n} {d}' for n, d in OBJECTIVES[objective])}); "
               f"limits: {limits.describe()}; base '{settings.get('base_variant', '?')}', "
               f"{settings.get('epochs', '?')} proxy epoch(s), reference {settings.get('reference', 'micro')}.",
-              f"Trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ".", ""]
+              "Trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ".", ""]
     if winner is not None:
         m = winner.user_attrs["metrics"]
         header += [f"Winner: trial {winner.number}, int8 top-1 {m['top1']:.1%}, {m['params']:,} params, "

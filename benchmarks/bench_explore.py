@@ -11,8 +11,9 @@
 
     python benchmarks/bench_explore.py --data ../shared/data/flowers160 --size 64 --trials 12 --epochs 5
 
-About 45 minutes on 2 CPU cores with these settings (a candidate costs ~40 s of tracing, ~10 s per epoch at 64 px
-and ~20 s of conversion; `--timeout` stops the search from starting new trials, default 35 minutes). Writes
+Sized for under an hour on 2 CPU cores (an estimate: a candidate costs ~30–40 s of tracing, ~20 s of conversion and
+its epochs; the full run has not been timed). `--timeout` stops the search from starting new trials (default 35
+minutes); the three baselines then take the same proxy budget each. Writes
 results/explore_bench.json and results/explore_bench.md; the search's own table, plots, best_spec.json and winner
 report are in <out>/explore/.
 """
