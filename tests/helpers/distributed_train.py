@@ -10,6 +10,7 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -44,6 +45,7 @@ def _model():
                          keras="tf_keras" if mode == "multiworker" else "keras")
 
 
+keras.utils.set_random_seed(3)  # the same seed in every worker process: the same initial weights everywhere
 INITIAL = _model().get_weights()  # every run starts from exactly these weights
 
 
