@@ -166,8 +166,6 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
-    import numpy as np
-
     from attendnext_keras.export import export
 
     model = _load_model(args.model)
@@ -187,7 +185,6 @@ def cmd_export(args):
                     int8_io=not args.float_io, strict=args.strict)
     print(result.report.summary())
     print(f"wrote {result.path} and {result.metadata_path}")
-    del np
 
 
 def cmd_predict(args):

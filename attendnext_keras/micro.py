@@ -86,15 +86,13 @@ class MicroRunner:
 
 
 def quantize_input(images, detail) -> np.ndarray:
-    """Float pixels → the model's input dtype with its scale and zero point (no-op for float inputs)."""
+    """Float pixels → the model's input dtype with the scale and zero point of a LiteRT input detail (no-op for
+    float inputs)."""
     images = np.asarray(images, dtype=np.float32)
     dtype = np.dtype(detail["dtype"])
     if not np.issubdtype(dtype, np.integer):
         return images.astype(dtype)
-    if "quantization" in detail:  # LiteRT's detail
-        scale, zero_point = detail["quantization"]
-    else:  # TFLite Micro's detail
-        scale, zero_point = detail["quantization_parameters"]["scales"][0], detail["quantization_parameters"]["zero_points"][0]
+    scale, zero_point = detail["quantization"]
     info = np.iinfo(dtype)
     return np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(dtype)
 

@@ -5,7 +5,7 @@ import pytest
 
 import attendnext_keras as an
 from attendnext_keras.conversion import to_tflite, write_atomic
-from attendnext_keras.micro import MicroRunner
+from attendnext_keras.micro import MicroRunner, quantize_input
 from attendnext_keras.runtime import delegation_report, load_interpreter, weight_bytes
 
 KB = 1024
@@ -38,9 +38,7 @@ def _run_litert(blob, x, xnnpack):
 
 
 def _quantize_input(blob, images):
-    detail = load_interpreter(blob, xnnpack=False).get_input_details()[0]
-    scale, zero = detail["quantization"]
-    return np.clip(np.round(images / scale + zero), -128, 127).astype(np.int8)
+    return quantize_input(images, load_interpreter(blob, xnnpack=False).get_input_details()[0])
 
 
 def test_micro_int8_is_one_xnnpack_partition_and_fully_int8(micro_int8):
