@@ -198,7 +198,7 @@ def cmd_predict(args):
 def cmd_micro(args):
     from attendnext_keras import data
     from attendnext_keras.export import load_metadata
-    from attendnext_keras.micro import compare_with_litert, write_c_sources
+    from attendnext_keras.micro import compare_ops_with_litert, compare_with_litert, write_c_sources
     from attendnext_keras.runtime import check_tflite, load_interpreter
 
     if not os.path.exists(args.model):
@@ -214,6 +214,15 @@ def cmd_micro(args):
     print(f"TFLite Micro arena: {result['arena_bytes']:,} bytes")
     print(f"TFLM vs LiteRT on {result['images']} images: ≤ {result['max_lsb_vs_litert_reference']} LSB (reference "
           f"kernels), ≤ {result['max_lsb_vs_xnnpack']} LSB (XNNPACK), top-1 agreement {result['top1_agreement']:.0%}")
+    if args.per_op:
+        own = {}
+        for row in compare_ops_with_litert(blob, images):
+            if row["max_lsb_equal_inputs"] is not None:
+                count, worst = own.get(row["op"], (0, 0))
+                own[row["op"]] = (count + 1, max(worst, row["max_lsb_equal_inputs"]))
+        print("Each op's own difference (TFLM vs LiteRT built-in kernels, on bit-identical inputs):")
+        for op, (count, worst) in sorted(own.items()):
+            print(f"  {op:<24} {count:>4} ops  ≤ {worst} LSB")
     print("wrote " + ", ".join(paths.values()))
 
 
@@ -378,6 +387,8 @@ def build_parser():
     p.add_argument("--model", required=True, help="int8 .tflite model.")
     data_args(p, split=True)
     p.add_argument("--images", type=int, default=16, help="Images to compare TFLM and LiteRT on.")
+    p.add_argument("--per-op", action="store_true", help="Also compare op by op and print, per op type, how far "
+                   "TFLM's output differs from LiteRT's when the op's inputs are bit-identical (its own rounding).")
     p.add_argument("--out-dir", default="tflite/models/attendnext_model", help="Folder for the .h/.cc files.")
     p.add_argument("--name", default="attendnext_model", help="C identifier for the array and the namespace.")
     p.set_defaults(func=cmd_micro)

@@ -40,15 +40,18 @@ def _capture_c_stdio():
 class MicroRunner:
     """A TFLM interpreter over a .tflite flatbuffer. `run(x)` takes one batch-1 input array and returns the output."""
 
-    def __init__(self, model_content: bytes, arena_size: int | None = None):
+    def __init__(self, model_content: bytes, arena_size: int | None = None, preserve_all_tensors: bool = False):
         from tflite_micro.python.tflite_micro import runtime
 
         from attendnext_keras.runtime import check_tflite
 
         model_content = check_tflite(model_content)
+        config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all_tensors
+                  else runtime.InterpreterConfig.kAllocationRecording)
         try:
             with _capture_c_stdio() as log:
-                self.interpreter = runtime.Interpreter.from_bytes(model_content, arena_size=arena_size)
+                self.interpreter = runtime.Interpreter.from_bytes(model_content, arena_size=arena_size,
+                                                                  intrepreter_config=config)
         except RuntimeError as error:
             raise RuntimeError(f"TFLite Micro cannot load this model: {error}. Its log: {log[0][-500:]}") from error
 
@@ -83,6 +86,10 @@ class MicroRunner:
         self.interpreter.set_input(x, 0)
         self.interpreter.invoke()
         return np.array(self.interpreter.get_output(0))
+
+    def tensor(self, index: int) -> np.ndarray:
+        """A tensor's values after `run` (only with preserve_all_tensors=True; the planner reuses memory otherwise)."""
+        return np.asarray(self.interpreter.GetTensor(int(index), 0)["tensor_data"])
 
 
 def quantize_input(images, detail) -> np.ndarray:
@@ -129,6 +136,47 @@ def compare_with_litert(model_content: bytes, images) -> dict:
     return {"images": len(images), "arena_bytes": runner.arena_bytes,
             "max_lsb_vs_litert_reference": diffs["reference"], "max_lsb_vs_xnnpack": diffs["xnnpack"],
             "top1_agreement": agree / len(images)}
+
+
+def compare_ops_with_litert(model_content: bytes, images) -> list[dict]:
+    """Op-by-op comparison of TFLite Micro with LiteRT's built-in kernels (no delegate), to see where outputs part.
+
+    For each op: `max_lsb_in`, the largest difference of its int8 inputs between the runtimes; `max_lsb_out`, of its
+    output; and `max_lsb_equal_inputs`, of its output over the images where its inputs were bit-identical (None when
+    they never were) — the op's own rounding difference, as opposed to the difference it inherits.
+    """
+    from ai_edge_litert import interpreter as litert
+
+    from attendnext_keras.runtime import check_tflite
+
+    model_content = check_tflite(model_content)
+    reference = litert.Interpreter(model_content=model_content, experimental_preserve_all_tensors=True,
+                                   experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    reference.allocate_tensors()
+    tensor_bytes = sum(int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize for t in reference.get_tensor_details())
+    micro = MicroRunner(model_content, arena_size=2 * tensor_bytes + (1 << 20), preserve_all_tensors=True)
+    detail = reference.get_input_details()[0]
+    ops = [op for op in reference._get_ops_details() if op["op_name"] != "DELEGATE"]
+    rows = [{"index": op["index"], "op": op["op_name"], "max_lsb_in": 0, "max_lsb_out": 0,
+             "max_lsb_equal_inputs": None} for op in ops]
+    for image in np.asarray(images, dtype=np.float32).reshape((-1, *detail["shape"][1:])):
+        x = quantize_input(image[None], detail)
+        reference.set_tensor(detail["index"], x)
+        reference.invoke()
+        micro.run(x)
+
+        def lsb(index):
+            a = reference.get_tensor(index)
+            return int(np.abs(a.astype(np.int64) - micro.tensor(index).reshape(a.shape).astype(np.int64)).max())
+
+        for op, row in zip(ops, rows):
+            inputs = [lsb(i) for i in op["inputs"] if i >= 0 and reference.get_tensor(i).dtype == np.int8]
+            out = lsb(op["outputs"][0])
+            row["max_lsb_in"] = max(row["max_lsb_in"], *inputs, 0)
+            row["max_lsb_out"] = max(row["max_lsb_out"], out)
+            if not any(inputs):
+                row["max_lsb_equal_inputs"] = max(row["max_lsb_equal_inputs"] or 0, out)
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -34,3 +34,12 @@ def flower_images(flowers_dir):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _seed_each_module():
+    """Seeds Python, NumPy and TensorFlow before each module's fixtures, so random weights and tolerances do not
+    depend on which tests ran before in the same worker."""
+    import keras
+
+    keras.utils.set_random_seed(0)

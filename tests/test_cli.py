@@ -1,6 +1,7 @@
 """The `attendnext` command line: happy paths on tiny settings and one-line errors."""
 
 import json
+import re
 
 from attendnext_keras.cli import main
 
@@ -85,9 +86,10 @@ def test_predict_prints_labels(main_job, capsys):
 
 def test_micro_writes_c_sources(main_job, tmp_path, capsys):
     assert main(["micro", "--model", str(main_job / "model_int8.tflite"), "--images", "4",
-                 "--out-dir", str(tmp_path), "--name", "flowers"]) == 0
+                 "--out-dir", str(tmp_path), "--name", "flowers", "--per-op"]) == 0
     out = capsys.readouterr().out
     assert "TFLite Micro arena:" in out and "top-1 agreement" in out
+    assert re.search(r"DEPTHWISE_CONV_2D\s+\d+ ops\s+≤ [01] LSB", out)
     assert sorted(os.listdir(tmp_path)) == ["flowers.cc", "flowers.h", "flowers_op_resolver.h"]
 
 
