@@ -516,7 +516,8 @@ MICRO = [
         import attendnext_keras as an
         from attendnext_keras import data
         from attendnext_keras.export import export
-        from attendnext_keras.micro import MicroRunner, compare_with_litert, model_ops, write_c_sources
+        from attendnext_keras.micro import (MicroRunner, compare_ops_with_litert, compare_with_litert, model_ops,
+                                            write_c_sources)
         from attendnext_keras.pipeline import evaluate_tflite
         from attendnext_keras.training import TrainConfig, train
 
@@ -589,8 +590,9 @@ MICRO = [
     md("## 3. TFLM against LiteRT\n\n"
        "`compare_with_litert` runs the same int8 inputs through TFLM, LiteRT's reference kernels and LiteRT with "
        "XNNPACK, and reports the largest output difference in quantization steps (LSB) and how often the top-1 "
-       "class agrees. Some int8 kernels round differently in TFLM and LiteRT, so outputs can differ by a few "
-       "steps; the top-1 class should agree."),
+       "class agrees. `compare_ops_with_litert` then goes op by op: on bit-identical inputs, convolutions may "
+       "requantize 1 LSB apart in the two runtimes and every other op should match exactly; those single steps "
+       "add up over the network to a few LSB on the logits, while the top-1 class should agree."),
     code('''
         images = data.representative_images(val_source, IMAGE_SIZE, count=COMPARE_IMAGES)
         comparison = compare_with_litert(blob, images)
@@ -601,6 +603,16 @@ MICRO = [
         tflm_top1 = evaluate_tflite(blob, val_ds, runner=runner)["top1"]
         print(f"\\nvalidation top-1: LiteRT {litert_top1:.1%}, TFLite Micro {tflm_top1:.1%} "
               f"({val_source.num_examples} images)")
+        '''),
+    code('''
+        import collections
+
+        own_difference = collections.defaultdict(int)  # per op type: the largest LSB difference on identical inputs
+        for row in compare_ops_with_litert(blob, images):
+            if row["max_lsb_equal_inputs"] is not None:
+                own_difference[row["op"]] = max(own_difference[row["op"]], row["max_lsb_equal_inputs"])
+        for op, lsb in sorted(own_difference.items()):
+            print(f"{op:<22} ≤ {lsb} LSB")
         '''),
     md("## 4. C sources for a microcontroller project\n\n"
        "`write_c_sources` writes three files: `<name>.cc` (the flatbuffer as a 16-byte aligned `const` array, and "
