@@ -116,11 +116,7 @@ def compare_with_litert(model_content: bytes, images) -> dict:
     reference = load_interpreter(model_content, xnnpack=False)
     xnnpack = load_interpreter(model_content, xnnpack=True)
     detail = reference.get_input_details()[0]
-    images = np.asarray(images, dtype=np.float32)
-    if images.shape == tuple(detail["shape"][1:]):
-        images = images[None]
-    if images.shape[1:] != tuple(detail["shape"][1:]):
-        raise ValueError(f"Images must have shape {tuple(detail['shape'][1:])}. Received: {images.shape[1:]}")
+    images = _image_batch(images, detail)
     diffs = {"reference": 0, "xnnpack": 0}
     agree = 0
     for image in images:
@@ -136,6 +132,17 @@ def compare_with_litert(model_content: bytes, images) -> dict:
     return {"images": len(images), "arena_bytes": runner.arena_bytes,
             "max_lsb_vs_litert_reference": diffs["reference"], "max_lsb_vs_xnnpack": diffs["xnnpack"],
             "top1_agreement": agree / len(images)}
+
+
+def _image_batch(images, detail) -> np.ndarray:
+    """Float images as a batch shaped like the model input (one image may come without the batch axis)."""
+    images = np.asarray(images, dtype=np.float32)
+    shape = tuple(int(d) for d in detail["shape"][1:])
+    if images.shape == shape:
+        images = images[None]
+    if images.shape[1:] != shape:
+        raise ValueError(f"Images must have shape {shape}. Received: {images.shape[1:]}")
+    return images
 
 
 def compare_ops_with_litert(model_content: bytes, images) -> list[dict]:
@@ -159,16 +166,16 @@ def compare_ops_with_litert(model_content: bytes, images) -> list[dict]:
     ops = [op for op in reference._get_ops_details() if op["op_name"] != "DELEGATE"]
     rows = [{"index": op["index"], "op": op["op_name"], "max_lsb_in": 0, "max_lsb_out": 0,
              "max_lsb_equal_inputs": None} for op in ops]
-    for image in np.asarray(images, dtype=np.float32).reshape((-1, *detail["shape"][1:])):
+
+    def lsb(index):
+        a = reference.get_tensor(index)
+        return int(np.abs(a.astype(np.int64) - micro.tensor(index).reshape(a.shape).astype(np.int64)).max())
+
+    for image in _image_batch(images, detail):
         x = quantize_input(image[None], detail)
         reference.set_tensor(detail["index"], x)
         reference.invoke()
         micro.run(x)
-
-        def lsb(index):
-            a = reference.get_tensor(index)
-            return int(np.abs(a.astype(np.int64) - micro.tensor(index).reshape(a.shape).astype(np.int64)).max())
-
         for op, row in zip(ops, rows):
             inputs = [lsb(i) for i in op["inputs"] if i >= 0 and reference.get_tensor(i).dtype == np.int8]
             out = lsb(op["outputs"][0])

@@ -137,6 +137,8 @@ def test_tflm_ops_round_within_one_lsb(micro_export, images):
     assert own[0]["index"] == 0 and len(own) >= 10  # the first op sees the same input in both runtimes
     assert max(row["max_lsb_equal_inputs"] for row in own) <= 1
     assert {row["op"] for row in own if row["max_lsb_equal_inputs"]} <= {"CONV_2D", "DEPTHWISE_CONV_2D"}
+    with pytest.raises(ValueError, match=r"Images must have shape \(64, 64, 3\)"):
+        compare_ops_with_litert(open(micro_export[1].path, "rb").read(), images[:, :32, :32])
     assert rows[-1]["max_lsb_out"] == compare_with_litert(open(micro_export[1].path, "rb").read(),
                                                           images)["max_lsb_vs_litert_reference"]
 
