@@ -235,13 +235,6 @@ def _stats(samples) -> dict:
             "samples": [round(float(x), 4) for x in t]}
 
 
-def _random_input(detail, rng):
-    if np.issubdtype(detail["dtype"], np.integer):
-        info = np.iinfo(detail["dtype"])
-        return rng.integers(info.min, info.max, size=detail["shape"], endpoint=True).astype(detail["dtype"])
-    return rng.uniform(0, 255, size=detail["shape"]).astype(detail["dtype"])
-
-
 def time_interleaved(blobs: dict, num_threads: int, runs: int = 100, warmup: int = 10, block: int = 10, seed: int = 0,
                      log=None) -> dict:
     """{key: latency samples in ms} for flatbuffers `{key: bytes}`, timed in turn at one thread count.
@@ -250,7 +243,7 @@ def time_interleaved(blobs: dict, num_threads: int, runs: int = 100, warmup: int
     rounds, in a shuffled order each round, every model runs one untimed invoke and `block` timed ones, until each has
     at least `runs` samples.
     """
-    from attendnext_keras.runtime import load_interpreter
+    from attendnext_keras.runtime import load_interpreter, random_input
 
     if runs < 1 or block < 1 or warmup < 0:
         raise ValueError(f"Need runs >= 1, block >= 1, warmup >= 0. Received: runs={runs}, block={block}, "
@@ -261,7 +254,7 @@ def time_interleaved(blobs: dict, num_threads: int, runs: int = 100, warmup: int
     for key, blob in blobs.items():
         interpreter = load_interpreter(blob, num_threads=num_threads)
         detail = interpreter.get_input_details()[0]
-        interpreter.set_tensor(detail["index"], _random_input(detail, rng))
+        interpreter.set_tensor(detail["index"], random_input(detail, rng))
         for _ in range(warmup):
             interpreter.invoke()
         interpreters[key] = interpreter

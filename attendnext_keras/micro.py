@@ -13,6 +13,8 @@ import tempfile
 
 import numpy as np
 
+from attendnext_keras.runtime import check_tflite, load_interpreter, quantize_input  # noqa: F401 (re-exported)
+
 
 @contextlib.contextmanager
 def _capture_c_stdio():
@@ -42,8 +44,6 @@ class MicroRunner:
 
     def __init__(self, model_content: bytes, arena_size: int | None = None, preserve_all_tensors: bool = False):
         from tflite_micro.python.tflite_micro import runtime
-
-        from attendnext_keras.runtime import check_tflite
 
         model_content = check_tflite(model_content)
         config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all_tensors
@@ -92,27 +92,14 @@ class MicroRunner:
         return np.asarray(self.interpreter.GetTensor(int(index), 0)["tensor_data"])
 
 
-def quantize_input(images, detail) -> np.ndarray:
-    """Float pixels → the model's input dtype with the scale and zero point of a LiteRT input detail (no-op for
-    float inputs)."""
-    images = np.asarray(images, dtype=np.float32)
-    dtype = np.dtype(detail["dtype"])
-    if not np.issubdtype(dtype, np.integer):
-        return images.astype(dtype)
-    scale, zero_point = detail["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(dtype)
-
-
-def compare_with_litert(model_content: bytes, images) -> dict:
+def compare_with_litert(model_content: bytes, images, runner: MicroRunner | None = None) -> dict:
     """Runs each image through TFLite Micro and through LiteRT (its reference kernels and XNNPACK) and reports
     the largest output differences in quantization steps (LSB) and the top-1 agreement.
 
-    `images` are float pixels shaped like the model input without the batch axis (or a batch of them).
+    `images` are float pixels shaped like the model input without the batch axis (or a batch of them); `runner`, a
+    MicroRunner already holding this model, saves loading it again.
     """
-    from attendnext_keras.runtime import load_interpreter
-
-    runner = MicroRunner(model_content)
+    runner = runner or MicroRunner(model_content)
     reference = load_interpreter(model_content, xnnpack=False)
     xnnpack = load_interpreter(model_content, xnnpack=True)
     detail = reference.get_input_details()[0]
@@ -152,33 +139,28 @@ def compare_ops_with_litert(model_content: bytes, images) -> list[dict]:
     output; and `max_lsb_equal_inputs`, of its output over the images where its inputs were bit-identical (None when
     they never were) — the op's own rounding difference, as opposed to the difference it inherits.
     """
-    from ai_edge_litert import interpreter as litert
-
-    from attendnext_keras.runtime import check_tflite
-
-    model_content = check_tflite(model_content)
-    reference = litert.Interpreter(model_content=model_content, experimental_preserve_all_tensors=True,
-                                   experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    reference.allocate_tensors()
-    tensor_bytes = sum(int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize for t in reference.get_tensor_details())
+    reference = load_interpreter(model_content, xnnpack=False, preserve_all_tensors=True)
+    tensors = reference.get_tensor_details()
+    tensor_bytes = sum(int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize for t in tensors)
     micro = MicroRunner(model_content, arena_size=2 * tensor_bytes + (1 << 20), preserve_all_tensors=True)
     detail = reference.get_input_details()[0]
-    ops = [op for op in reference._get_ops_details() if op["op_name"] != "DELEGATE"]
+    ops = reference._get_ops_details()  # the built-in resolver: no DELEGATE nodes
+    used = {int(i) for op in ops for i in (*op["inputs"], *op["outputs"]) if i >= 0}
+    int8 = {t["index"] for t in tensors if t["dtype"] == np.int8 and t["index"] in used}
     rows = [{"index": op["index"], "op": op["op_name"], "max_lsb_in": 0, "max_lsb_out": 0,
              "max_lsb_equal_inputs": None} for op in ops]
-
-    def lsb(index):
-        a = reference.get_tensor(index)
-        return int(np.abs(a.astype(np.int64) - micro.tensor(index).reshape(a.shape).astype(np.int64)).max())
-
     for image in _image_batch(images, detail):
         x = quantize_input(image[None], detail)
         reference.set_tensor(detail["index"], x)
         reference.invoke()
         micro.run(x)
+        lsb = {}  # each int8 tensor's difference, once per image (a tensor feeds several ops)
+        for index in int8:
+            a = reference.get_tensor(index)
+            lsb[index] = int(np.abs(a.astype(np.int64) - micro.tensor(index).reshape(a.shape).astype(np.int64)).max())
         for op, row in zip(ops, rows):
-            inputs = [lsb(i) for i in op["inputs"] if i >= 0 and reference.get_tensor(i).dtype == np.int8]
-            out = lsb(op["outputs"][0])
+            inputs = [lsb[i] for i in op["inputs"] if i in int8]
+            out = lsb.get(op["outputs"][0], 0)
             row["max_lsb_in"] = max(row["max_lsb_in"], *inputs, 0)
             row["max_lsb_out"] = max(row["max_lsb_out"], out)
             if not any(inputs):
@@ -204,8 +186,6 @@ def resolver_method(op_name: str) -> str:
 
 def model_ops(model_content: bytes) -> list[str]:
     """The builtin ops a model uses (sorted, once each): what its op resolver must register."""
-    from attendnext_keras.runtime import load_interpreter
-
     ops = {op["op_name"] for op in load_interpreter(model_content, xnnpack=False)._get_ops_details()}
     return sorted(ops - {"DELEGATE"})
 
@@ -255,8 +235,6 @@ def write_c_sources(model_content: bytes, folder, name: str = "attendnext_model"
     """
     from attendnext_keras import __version__
     from attendnext_keras.conversion import write_atomic
-    from attendnext_keras.runtime import check_tflite, load_interpreter
-
     model_content = check_tflite(model_content)
     name = _c_identifier(name)
     folder = os.fspath(folder)

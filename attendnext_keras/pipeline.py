@@ -43,12 +43,12 @@ class PipelineConfig:
     resume: bool = False
 
 
-def evaluate_tflite(model_content: bytes, dataset, xnnpack=True, runner=None) -> dict:
-    """Top-1 accuracy of a .tflite model (batch 1) on (images, labels) batches, with LiteRT or a TFLM runner."""
-    from attendnext_keras.micro import quantize_input
-    from attendnext_keras.runtime import load_interpreter
+def evaluate_tflite(model_content: bytes, dataset, runner=None) -> dict:
+    """Top-1 accuracy of a .tflite model (batch 1) on (images, labels) batches, with LiteRT (XNNPACK) or a TFLM
+    runner."""
+    from attendnext_keras.runtime import load_interpreter, quantize_input
 
-    interpreter = load_interpreter(model_content, xnnpack=xnnpack)
+    interpreter = load_interpreter(model_content, xnnpack=runner is None)  # with a runner: only its I/O details
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     correct = total = 0
     for images, labels in dataset:
@@ -155,7 +155,7 @@ def run(config: PipelineConfig | None = None, verbose: int = 1) -> dict:
         say("[6/6] TensorFlow Lite Micro: int8 model, arena, agreement with LiteRT, C sources")
         runner = MicroRunner(blobs["int8"])
         sample = np.concatenate([np.asarray(x) for x, _ in val_ds.take(1)])[:8]
-        micro = compare_with_litert(blobs["int8"], sample)
+        micro = compare_with_litert(blobs["int8"], sample, runner=runner)
         tflm = evaluate_tflite(blobs["int8"], val_ds, runner=runner)
         c_dir = os.path.join(config.out_dir, "tflite")
         os.makedirs(c_dir, exist_ok=True)

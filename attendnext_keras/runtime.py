@@ -21,15 +21,18 @@ def check_tflite(model_content) -> bytes:
     return bytes(model_content)
 
 
-def load_interpreter(model_content: bytes, num_threads: int = 1, xnnpack: bool = True):
-    """A LiteRT interpreter with tensors allocated; XNNPACK (the default CPU delegate) on unless xnnpack=False."""
+def load_interpreter(model_content: bytes, num_threads: int = 1, xnnpack: bool = True,
+                     preserve_all_tensors: bool = False):
+    """A LiteRT interpreter with tensors allocated; XNNPACK (the default CPU delegate) on unless xnnpack=False.
+    `preserve_all_tensors` keeps every intermediate tensor readable after `invoke` (for op-by-op comparisons)."""
     from ai_edge_litert import interpreter as litert
 
     model_content = check_tflite(model_content)
     resolver = (litert.OpResolverType.AUTO if xnnpack
                 else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interpreter = litert.Interpreter(model_content=model_content, num_threads=num_threads,
-                                     experimental_op_resolver_type=resolver)
+                                     experimental_op_resolver_type=resolver,
+                                     experimental_preserve_all_tensors=preserve_all_tensors)
     interpreter.allocate_tensors()
     return interpreter
 
@@ -87,19 +90,33 @@ def weight_bytes(model_content: bytes) -> int:
     return total
 
 
+def random_input(detail, rng) -> np.ndarray:
+    """A random input for a LiteRT input detail: the full integer range, or float pixels in [0, 255]."""
+    if np.issubdtype(detail["dtype"], np.integer):
+        info = np.iinfo(detail["dtype"])
+        return rng.integers(info.min, info.max, size=detail["shape"], endpoint=True).astype(detail["dtype"])
+    return rng.uniform(0, 255, size=detail["shape"]).astype(detail["dtype"])
+
+
+def quantize_input(images, detail) -> np.ndarray:
+    """Float pixels → the model's input dtype with the scale and zero point of a LiteRT input detail (no-op for
+    float inputs)."""
+    images = np.asarray(images, dtype=np.float32)
+    dtype = np.dtype(detail["dtype"])
+    if not np.issubdtype(dtype, np.integer):
+        return images.astype(dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(dtype)
+
+
 def measure_latency(model_content: bytes, num_threads: int = 1, runs: int = 50, warmup: int = 5, seed: int = 0):
     """Per-invoke latencies in milliseconds on random input (a numpy array of `runs` values)."""
     if runs < 1:
         raise ValueError(f"`runs` must be at least 1. Received: runs={runs}")
     interpreter = load_interpreter(model_content, num_threads=num_threads)
     detail = interpreter.get_input_details()[0]
-    rng = np.random.default_rng(seed)
-    if np.issubdtype(detail["dtype"], np.integer):
-        info = np.iinfo(detail["dtype"])
-        x = rng.integers(info.min, info.max, size=detail["shape"], endpoint=True).astype(detail["dtype"])
-    else:
-        x = rng.uniform(0, 255, size=detail["shape"]).astype(detail["dtype"])
-    interpreter.set_tensor(detail["index"], x)
+    interpreter.set_tensor(detail["index"], random_input(detail, np.random.default_rng(seed)))
     for _ in range(warmup):
         interpreter.invoke()
     times = np.empty(runs)
@@ -393,8 +410,6 @@ class Predictor:
         return list(images)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        from attendnext_keras.micro import quantize_input
-
         self.interpreter.set_tensor(self._input["index"], quantize_input(x[None], self._input))
         self.interpreter.invoke()
         y = self.interpreter.get_tensor(self._output["index"])[0]

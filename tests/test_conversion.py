@@ -5,8 +5,8 @@ import pytest
 
 import attendnext_keras as an
 from attendnext_keras.conversion import to_tflite, write_atomic
-from attendnext_keras.micro import MicroRunner, quantize_input
-from attendnext_keras.runtime import delegation_report, load_interpreter, weight_bytes
+from attendnext_keras.micro import MicroRunner
+from attendnext_keras.runtime import delegation_report, load_interpreter, quantize_input, weight_bytes
 
 KB = 1024
 

@@ -10,8 +10,8 @@ import pytest
 
 import attendnext_keras as an
 from attendnext_keras.export import ExportWarning, conversion_report, export, load_metadata
-from attendnext_keras.micro import (compare_with_litert, model_ops, read_c_array, resolver_method,
-                                    write_c_sources)
+from attendnext_keras.micro import (compare_ops_with_litert, compare_with_litert, model_ops, read_c_array,
+                                    resolver_method, write_c_sources)
 from attendnext_keras.runtime import load_interpreter
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
@@ -117,8 +117,19 @@ def test_float_ops_in_dynamic_mode_are_named():
 # TensorFlow Lite Micro and C sources
 
 
-def test_tflm_matches_litert_on_real_images(micro_export, images):
-    result = compare_with_litert(open(micro_export[1].path, "rb").read(), images)
+@pytest.fixture(scope="module")
+def micro_blob(micro_export):
+    with open(micro_export[1].path, "rb") as f:
+        return f.read()
+
+
+@pytest.fixture(scope="module")
+def litert_comparison(micro_blob, images):
+    return compare_with_litert(micro_blob, images)
+
+
+def test_tflm_matches_litert_on_real_images(litert_comparison):
+    result = litert_comparison
     assert result["images"] == 8 and 0 < result["arena_bytes"] < 256 * 1024
     # Each op differs by at most 1 LSB (test below), but ~170 ops in sequence accumulate it: over six random-weight
     # micro models and 40 photographs the logits differed by 2-5 LSB from LiteRT's built-in kernels and 3-5 LSB from
@@ -127,20 +138,17 @@ def test_tflm_matches_litert_on_real_images(micro_export, images):
     assert result["max_lsb_vs_xnnpack"] <= 6 and result["top1_agreement"] >= 0.875
 
 
-def test_tflm_ops_round_within_one_lsb(micro_export, images):
+def test_tflm_ops_round_within_one_lsb(micro_export, micro_blob, litert_comparison, images):
     """Op by op on identical inputs, TFLM equals LiteRT bit for bit except convolutions' requantization, 1 LSB."""
-    from attendnext_keras.micro import compare_ops_with_litert
-
-    rows = compare_ops_with_litert(open(micro_export[1].path, "rb").read(), images)
+    rows = compare_ops_with_litert(micro_blob, images)
     assert len(rows) == sum(micro_export[1].report.op_histogram.values())
     own = [row for row in rows if row["max_lsb_equal_inputs"] is not None]
     assert own[0]["index"] == 0 and len(own) >= 10  # the first op sees the same input in both runtimes
     assert max(row["max_lsb_equal_inputs"] for row in own) <= 1
     assert {row["op"] for row in own if row["max_lsb_equal_inputs"]} <= {"CONV_2D", "DEPTHWISE_CONV_2D"}
     with pytest.raises(ValueError, match=r"Images must have shape \(64, 64, 3\)"):
-        compare_ops_with_litert(open(micro_export[1].path, "rb").read(), images[:, :32, :32])
-    assert rows[-1]["max_lsb_out"] == compare_with_litert(open(micro_export[1].path, "rb").read(),
-                                                          images)["max_lsb_vs_litert_reference"]
+        compare_ops_with_litert(micro_blob, images[:, :32, :32])
+    assert rows[-1]["max_lsb_out"] == litert_comparison["max_lsb_vs_litert_reference"]
 
 
 def test_resolver_method_names():
@@ -151,8 +159,8 @@ def test_resolver_method_names():
 
 
 @pytest.fixture(scope="module")
-def c_sources(micro_export, tmp_path_factory):
-    blob = open(micro_export[1].path, "rb").read()
+def c_sources(micro_export, micro_blob, tmp_path_factory):
+    blob = micro_blob
     folder = tmp_path_factory.mktemp("c")
     return blob, write_c_sources(blob, folder, "flower_model", metadata=micro_export[1].metadata)
 
@@ -235,8 +243,8 @@ def test_metadata_that_is_not_ours(tmp_path):
         load_metadata(tmp_path / "m.tflite")
 
 
-def test_c_sources_refuse_bad_names_and_non_models(tmp_path, micro_export):
-    blob = open(micro_export[1].path, "rb").read()
+def test_c_sources_refuse_bad_names_and_non_models(tmp_path, micro_blob):
+    blob = micro_blob
     with pytest.raises(ValueError, match="C identifier"):
         write_c_sources(blob, tmp_path, "1model-name", arena_bytes=1000)
     with pytest.raises(ValueError, match="Not a TFLite model"):
