@@ -734,14 +734,11 @@ def plot_figure3(result, path) -> str:
 
 
 def _pareto_front(points):
-    """Indices of (latency, accuracy) points no other point beats in both (lower latency, higher accuracy)."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], -math.inf
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
+    """Indices of (latency, accuracy) points no other point beats in both (lower latency, higher accuracy), in
+    order of latency (for drawing the front as a line)."""
+    from attendnext_keras.explore import pareto_front
+
+    return sorted(pareto_front(points, ("minimize", "maximize")), key=lambda i: points[i])
 
 
 def plot_pareto(result, path) -> str | None:
@@ -795,6 +792,8 @@ def write_reports(result, out_dir=None, stem="peers", accuracies=None) -> dict:
     """Writes `{stem}.json`, `{stem}.md`, `{stem}.png` (Figure 3 style) and, when accuracies are known,
     `pareto.png` into `out_dir` (default: the run's). `accuracies` ({model: top1} or a JSON file) replaces the
     run's. Returns {"json", "md", "png"[, "pareto"]: path}."""
+    from attendnext_keras.conversion import write_atomic
+
     out_dir = pathlib.Path(out_dir if out_dir is not None else result["settings"]["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     if accuracies is not None:
@@ -807,11 +806,10 @@ def write_reports(result, out_dir=None, stem="peers", accuracies=None) -> dict:
     pareto = plot_pareto(result, out_dir / "pareto.png")
     if pareto:
         paths["pareto"] = pareto
-    md = out_dir / f"{stem}.md"
-    md.write_text(markdown_report(result, f"{stem}.png", "pareto.png"), encoding="utf-8")
-    js = out_dir / f"{stem}.json"
-    js.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return {"json": os.fspath(js), "md": os.fspath(md), **paths}
+    md = write_atomic(out_dir / f"{stem}.md", markdown_report(result, f"{stem}.png", "pareto.png").encode("utf-8"))
+    js = write_atomic(out_dir / f"{stem}.json",
+                      (json.dumps(result, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    return {"json": js, "md": md, **paths}
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -73,10 +73,16 @@ def _datasets(args, size, batch_size, seed, mixup=0.0):
     return train_source, train_ds, val_ds
 
 
-def _load_model(path):
-    from attendnext_keras.models import load_model
+def _read_tflite(path):
+    """(flatbuffer, input height and width) of a .tflite file, with clear errors for a missing or foreign file."""
+    from attendnext_keras.runtime import check_tflite, load_interpreter
 
-    return load_model(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model file '{path}' does not exist.")
+    with open(path, "rb") as f:
+        blob = check_tflite(f.read())
+    size = tuple(int(d) for d in load_interpreter(blob, xnnpack=False).get_input_details()[0]["shape"][1:3])
+    return blob, size
 
 
 def _model_size(model):
@@ -126,9 +132,10 @@ def cmd_train(args):
 
 
 def cmd_qat(args):
+    from attendnext_keras.models import load_model
     from attendnext_keras.quantization import fine_tune
 
-    model = _load_model(args.model)
+    model = load_model(args.model)
     config = _train_config(args, qat=True)
     source, train_ds, val_ds = _datasets(args, _model_size(model), config.batch_size, config.seed)
     _save_class_names(args.out, source.class_names)
@@ -144,16 +151,14 @@ def cmd_evaluate(args):
 
     if args.model.endswith(".tflite"):
         from attendnext_keras.pipeline import evaluate_tflite
-        from attendnext_keras.runtime import Predictor
 
-        predictor = Predictor(args.model)
-        size = predictor.input_size[0]
-        blob = open(args.model, "rb").read()
+        blob, (size, _) = _read_tflite(args.model)
         evaluate_fn = lambda ds: evaluate_tflite(blob, ds)  # noqa: E731
     else:
+        from attendnext_keras.models import load_model
         from attendnext_keras.training import evaluate
 
-        model = _load_model(args.model)
+        model = load_model(args.model)
         size = _model_size(model)
         evaluate_fn = lambda ds: evaluate(model, ds)  # noqa: E731
     source = data.load_source(args.data, args.split, args.data_dir)
@@ -167,8 +172,9 @@ def cmd_evaluate(args):
 
 def cmd_export(args):
     from attendnext_keras.export import export
+    from attendnext_keras.models import load_model
 
-    model = _load_model(args.model)
+    model = load_model(args.model)
     size = _model_size(model)
     representative = None
     if args.mode == "int8-ptq":
@@ -199,12 +205,8 @@ def cmd_micro(args):
     from attendnext_keras import data
     from attendnext_keras.export import load_metadata
     from attendnext_keras.micro import compare_ops_with_litert, compare_with_litert, write_c_sources
-    from attendnext_keras.runtime import check_tflite, load_interpreter
 
-    if not os.path.exists(args.model):
-        raise FileNotFoundError(f"Model file '{args.model}' does not exist.")
-    blob = check_tflite(open(args.model, "rb").read())
-    size = tuple(int(d) for d in load_interpreter(blob, xnnpack=False).get_input_details()[0]["shape"][1:3])
+    blob, size = _read_tflite(args.model)
     images = data.representative_images(data.load_source(args.data, args.split, args.data_dir), size,
                                         count=args.images)
     result = compare_with_litert(blob, images)
@@ -274,15 +276,15 @@ def build_parser():
                                        "run on LiteRT and TensorFlow Lite Micro. `attendnext run` is the main job.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def model_args(p, default_variant="micro", input_default=None):
-        p.add_argument("--variant", default=default_variant, choices=_variants(), help="Registered variant to build.")
+    def model_args(p, input_default=None):
+        p.add_argument("--variant", default="micro", choices=_variants(), help="Registered variant to build.")
         p.add_argument("--input-size", type=int, default=input_default,
                        help="Square input size in pixels, a multiple of 32 (default: the variant's own"
                             + (f", here {input_default}" if input_default else "") + ").")
         p.add_argument("--alpha", type=float, default=None, help="Width multiplier on top of the variant's width.")
 
-    def data_args(p, required=False, split=False):
-        p.add_argument("--data", default=None if required else "default", required=required,
+    def data_args(p, split=False):
+        p.add_argument("--data", default="default",
                        help="'default' (photographs embedded in the package), an image folder with <split>/<class>/ "
                             "sub-folders, or tfds:NAME for a TensorFlow Datasets name.")
         p.add_argument("--data-dir", default=None, help="TensorFlow Datasets data_dir (where prepared datasets live).")

@@ -295,16 +295,18 @@ def sample_spec(trial, base="micro", input_sizes=(64,), space: SearchSpace = Sea
 def check_candidate(spec: ModelSpec) -> None:
     """The builder's rules for a candidate: `specs.check_constraints` and an input size the spec can take. Raises
     ConstraintError naming the broken rule."""
+    from attendnext_keras.models import obtain_input_shape
+
     try:
         check_constraints(spec)
     except ConstraintError:
         raise
     except ValueError as error:  # check_structure: the spec cannot be built at all
-        raise ConstraintError(str(error)) from error
-    divisor = spec.size_divisor
-    if spec.input_size < divisor or spec.input_size % divisor:
-        raise ConstraintError(f"Spec '{spec.name}' cannot take {spec.input_size}×{spec.input_size} inputs: its "
-                              f"output stride and DC-AC condensed grids need multiples of {divisor}.")
+        raise ConstraintError(str(error), rule=str(error).split(": ", 1)[0]) from error
+    try:
+        obtain_input_shape(None, spec)
+    except ValueError as error:
+        raise ConstraintError(str(error), rule=f"input size {spec.input_size}") from error
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -320,7 +322,7 @@ class Evaluator:
 
     def __init__(self, data="default", train_split="train", val_split="val", data_dir=None, epochs=1,
                  batch_size=32, learning_rate=3e-3, seed=0, reference="micro", reference_dir=None,
-                 calibration_images=64, latency_runs=50, threads=1, arena=True, verbose=1):
+                 calibration_images=64, latency_runs=50, threads=1):
         from attendnext_keras import data as data_module
 
         self.train_source = data_module.load_source(data, train_split, data_dir)
@@ -333,8 +335,7 @@ class Evaluator:
         self.reference = get_spec(reference)  # a variant name or a ModelSpec
         self.reference_dir = reference_dir
         self.calibration_count = calibration_images
-        self.latency_runs, self.threads, self.arena = latency_runs, threads, arena
-        self.verbose = verbose
+        self.latency_runs, self.threads = latency_runs, threads
         self._datasets, self._calibration, self._references = {}, {}, {}
 
     def datasets(self, size):
@@ -401,6 +402,7 @@ class Evaluator:
 
         from attendnext_keras.benchmark import time_interleaved
         from attendnext_keras.conversion import to_tflite, write_atomic
+        from attendnext_keras.export import micro_check
         from attendnext_keras.pipeline import evaluate_tflite
         from attendnext_keras.profiling import profile
         from attendnext_keras.runtime import delegation_report, weight_bytes
@@ -408,11 +410,12 @@ class Evaluator:
 
         model = model() if callable(model) and not hasattr(model, "layers") else model
         size = size or int(model.inputs[0].shape[1])
-        started = time.perf_counter()
         prof = profile(model)
         metrics = {"params": prof.params, "macs": prof.macs, "peak_activation_bytes": prof.peak_activation_bytes}
         if on_profile is not None:
             on_profile(metrics)
+        reference = self.reference_blob(size)  # converted on first use of a size: not the candidate's cost
+        started = time.perf_counter()
         train_ds, val_ds = self.datasets(size)
         # No validation inside fit (its step would be traced too); the float model is scored once, eagerly.
         result = train(model, train_ds, None, self.train_config(), out_dir=os.path.join(out_dir, "train"), verbose=0)
@@ -428,29 +431,16 @@ class Evaluator:
         report = delegation_report(blob)
         metrics["partitions"] = int(report["partitions"])
         metrics["ops_outside"] = list(report["ops_outside"])
-        metrics["arena_bytes"] = self.arena_bytes(blob) if self.arena else None
-        measured = time.perf_counter()
-        reference = self.reference_blob(size)  # converted on first use of a size: not the candidate's cost
-        measured -= time.perf_counter()
+        metrics["arena_bytes"] = micro_check(blob)["arena_bytes"]  # None when TFLM cannot run it
         samples = time_interleaved({"candidate": blob, "reference": reference}, num_threads=self.threads,
                                    runs=self.latency_runs, seed=self.seed)
         metrics["latency_ms"] = float(np.median(samples["candidate"]))
         metrics["reference_latency_ms"] = float(np.median(samples["reference"]))
         metrics["latency_ratio"] = metrics["latency_ms"] / metrics["reference_latency_ms"]
         metrics["seconds"] = {"train": trained - started, "convert": converted - trained,
-                              "measure": time.perf_counter() - converted + measured}
+                              "measure": time.perf_counter() - converted}
         metrics["tflite_path"] = tflite_path
         return metrics
-
-    @staticmethod
-    def arena_bytes(blob):
-        """TFLite Micro's arena for the model, or None when TFLM cannot load it (an op it lacks)."""
-        try:
-            from attendnext_keras.micro import MicroRunner
-
-            return int(MicroRunner(blob).arena_bytes)
-        except (RuntimeError, ImportError, ValueError):
-            return None
 
 
 def netscore_of(metrics: dict, alpha=2.0, beta=0.5, gamma=0.5) -> float:
@@ -486,7 +476,7 @@ def _sqlite_folder(storage):
             os.makedirs(folder, exist_ok=True)
 
 
-def open_study(study_name, storage, objective="netscore", sampler="tpe", seed=0, population_size=None):
+def open_study(study_name, storage, objective="netscore", sampler="tpe", seed=0):
     """Creates or loads (load_if_exists) a study with the objective's directions and a constrained sampler.
 
     `storage`: None (in memory), an RDB URL ("sqlite:///runs/explore/study.db", "postgresql://…", "mysql://…") or
@@ -524,7 +514,7 @@ def open_study(study_name, storage, objective="netscore", sampler="tpe", seed=0,
     if sampler == "tpe":
         chosen = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, **constrained)
     elif sampler == "nsga2":
-        chosen = optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size or 8, **constrained)
+        chosen = optuna.samplers.NSGAIISampler(seed=seed, population_size=8, **constrained)
     else:
         chosen = optuna.samplers.RandomSampler(seed=seed)
     try:
@@ -600,7 +590,7 @@ def explore(data="default", study_name="attendnext-explore", storage="sqlite:///
         evaluator = Evaluator(data, train_split, val_split, data_dir, epochs=epochs, batch_size=batch_size,
                               learning_rate=learning_rate, seed=seed, reference=reference,
                               reference_dir=os.path.join(out_dir, "reference"), calibration_images=calibration_images,
-                              latency_runs=latency_runs, threads=threads, arena=True, verbose=verbose)
+                              latency_runs=latency_runs, threads=threads)
         if "classes" not in study.user_attrs.get("settings", {}):
             study.set_user_attr("settings", {**study.user_attrs.get("settings", {}), "classes": evaluator.classes})
         evaluated, failures = [], []
@@ -646,7 +636,7 @@ def _make_objective(evaluator, base, input_sizes, space, limits, objective, out_
             check_candidate(spec)
         except ConstraintError as error:
             reason = str(error).splitlines()[0]
-            trial.set_user_attr("rejected", f"spec rules: {reason}")
+            trial.set_user_attr("rejected", f"spec rules: {error.rule}")
             record_constraints(trial, constraint_vector({}, limits, rejected=True))
             say(f"  trial {trial.number}: rejected by the builder's rules ({reason})")
             raise optuna.TrialPruned(reason) from None
@@ -694,10 +684,9 @@ def _make_objective(evaluator, base, input_sizes, space, limits, objective, out_
 # Reporting
 
 
-def _rule_name(message: str) -> str:
-    """"Spec 'x' breaks constraint (1) columnar design: …" → "constraint (1) columnar design"."""
-    head = message.split(": ", 1)[0]
-    return head.split(" breaks ", 1)[1] if " breaks " in head else head
+def _rule(error: ValueError) -> str:
+    """The rule a stored spec broke, briefly: ConstraintError.rule, or the first clause of another error."""
+    return getattr(error, "rule", None) or str(error).splitlines()[0].split(": ", 1)[0]
 
 
 def _feasibility(trial, limits: Limits):
@@ -706,13 +695,11 @@ def _feasibility(trial, limits: Limits):
 
     if trial.state != optuna.trial.TrialState.COMPLETE or not trial.user_attrs.get("evaluated"):
         rejected = trial.user_attrs.get("rejected") or ""
-        if rejected.startswith("spec rules"):
-            rejected = "spec rules: " + _rule_name(rejected[len("spec rules: "):])
         return False, rejected or trial.user_attrs.get("error") or trial.state.name.lower()
     try:
         check_candidate(ModelSpec.from_dict(trial.user_attrs["spec"]))
-    except (ConstraintError, ValueError, KeyError, TypeError) as error:
-        return False, f"spec rules: {_rule_name(str(error).splitlines()[0])}"
+    except (ValueError, KeyError, TypeError) as error:
+        return False, f"spec rules: {_rule(error)}"
     broken = limits.violations(trial.user_attrs.get("metrics", {}))
     return (not broken), ("limits: " + ", ".join(broken) if broken else "")
 
@@ -779,7 +766,7 @@ def _fmt(value, fmt, scale=None):
     return "—" if value is None else fmt.format(value if scale is None else value * scale)
 
 
-def markdown_table(rows, objective, best_label="best") -> str:
+def markdown_table(rows, best_label="best") -> str:
     header = ("| trial | status | input | width | columns | blocks | DC-AC (stage(s,e)) | merge | blur | params | "
               "MACs | int8 top-1 | int8 KiB | arena KiB | latency ms | × ref | NetScore |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
@@ -886,6 +873,8 @@ def winner_report(trial, classes=None) -> str:
 def write_report(study, out_dir, limits: Limits | None = None, objective=None, verbose=1) -> ExploreResult:
     """Writes results.md, results.json, history.png, pareto.png, best_spec.json (+ pareto/ specs) and winner/ from a
     study's trials; the same files `explore` writes (useful for a study other machines filled)."""
+    from attendnext_keras.conversion import write_atomic
+
     limits = limits or Limits()
     objective = objective or study.user_attrs.get("objective", "netscore")
     os.makedirs(out_dir, exist_ok=True)
@@ -901,7 +890,7 @@ def write_report(study, out_dir, limits: Limits | None = None, objective=None, v
         key = "evaluated" if r.get("top1") is not None else "rejected" if r["state"] == "PRUNED" else r["state"].lower()
         counts[key] = counts.get(key, 0) + 1
     label = "best" if objective == "netscore" else "front"
-    table = markdown_table(rows, objective, best_label=label)
+    table = markdown_table(rows, best_label=label)
     header = [f"# Design exploration: study '{study.study_name}'", "",
               f"Objective: {objective} ({', '.join(f'{n} {d}' for n, d in OBJECTIVES[objective])}); "
               f"limits: {limits.describe()}; base '{settings.get('base_variant', '?')}', "
@@ -914,16 +903,14 @@ def write_report(study, out_dir, limits: Limits | None = None, objective=None, v
                    f"(×{m['latency_ratio']:.2f} of the reference). Spec: `best_spec.json`.", ""]
     else:
         header += ["No feasible trial yet: nothing is reported as best.", ""]
-    paths["table"] = os.path.join(out_dir, "results.md")
-    with open(paths["table"], "w", encoding="utf-8") as f:
-        f.write("\n".join(header) + "\n" + table + "\n")
-    paths["json"] = os.path.join(out_dir, "results.json")
-    with open(paths["json"], "w", encoding="utf-8") as f:
-        json.dump({"study": study.study_name, "objective": objective, "limits": dataclasses.asdict(limits),
-                   "settings": settings, "best": sorted(best_numbers),
-                   "winner": None if winner is None else winner.number,
-                   "trials": [{**r, "spec": t.user_attrs.get("spec"), "params_sampled": t.params}
-                              for r, t in zip(rows, trials)]}, f, indent=1, default=str)
+    paths["table"] = write_atomic(os.path.join(out_dir, "results.md"),
+                                  ("\n".join(header) + "\n" + table + "\n").encode("utf-8"))
+    results = {"study": study.study_name, "objective": objective, "limits": dataclasses.asdict(limits),
+               "settings": settings, "best": sorted(best_numbers), "winner": None if winner is None else winner.number,
+               "trials": [{**r, "spec": t.user_attrs.get("spec"), "params_sampled": t.params}
+                          for r, t in zip(rows, trials)]}
+    paths["json"] = write_atomic(os.path.join(out_dir, "results.json"),
+                                 json.dumps(results, indent=1, default=str).encode("utf-8"))
     if any(r.get("top1") is not None for r in rows):
         paths["history_png"] = _plot_history(rows, objective, os.path.join(out_dir, "history.png"))
         paths["pareto_png"] = _plot_pareto(rows, best_numbers, os.path.join(out_dir, "pareto.png"),
@@ -943,9 +930,8 @@ def write_report(study, out_dir, limits: Limits | None = None, objective=None, v
         winner_dir = os.path.join(out_dir, "winner")
         os.makedirs(winner_dir, exist_ok=True)
         classes = winner.user_attrs.get("classes") or settings.get("classes")
-        paths["winner_report"] = os.path.join(winner_dir, "report.md")
-        with open(paths["winner_report"], "w", encoding="utf-8") as f:
-            f.write(winner_report(winner, classes))
+        paths["winner_report"] = write_atomic(os.path.join(winner_dir, "report.md"),
+                                              winner_report(winner, classes).encode("utf-8"))
         source = winner.user_attrs["metrics"].get("tflite_path")
         if source and os.path.exists(source):
             paths["winner_tflite"] = shutil.copyfile(source, os.path.join(winner_dir, "model_int8.tflite"))

@@ -188,6 +188,14 @@ print("ARENA", runner.arena_bytes)
 def micro_compatibility(model_content: bytes, timeout: float = 120.0):
     """(ops TFLite Micro lacks, error text or None): loads and runs the model once on the `tflite-micro`
     interpreter in a child process. An empty list means the model runs."""
+    check = micro_check(model_content, timeout)
+    return check["missing"], check["error"]
+
+
+def micro_check(model_content: bytes, timeout: float = 120.0) -> dict:
+    """Loads and runs the model once on the `tflite-micro` interpreter in a child process (an abort in TFLM's C code
+    cannot take the caller with it): {"missing": ops TFLM lacks ([] when it runs), "error": text or None,
+    "arena_bytes": the arena it used, or None when it did not run}."""
     import subprocess
     import sys
     import tempfile
@@ -199,16 +207,18 @@ def micro_compatibility(model_content: bytes, timeout: float = 120.0):
             done = subprocess.run([sys.executable, "-c", _MICRO_CHECK, f.name], capture_output=True, text=True,
                                   timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         except subprocess.TimeoutExpired:
-            return ["(timed out)"], f"TFLite Micro did not finish one inference in {timeout:.0f} s"
-    if done.returncode == 0 and "ARENA" in done.stdout:
-        return [], None
+            return {"missing": ["(timed out)"], "arena_bytes": None,
+                    "error": f"TFLite Micro did not finish one inference in {timeout:.0f} s"}
+    arena = re.search(r"^ARENA (\d+)$", done.stdout, re.M)
+    if done.returncode == 0 and arena:
+        return {"missing": [], "error": None, "arena_bytes": int(arena.group(1))}
     log = done.stdout + done.stderr
     missing = sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", log)))
     last = [line for line in log.strip().splitlines() if line.strip()][-3:]
     reason = " | ".join(last) or f"exit code {done.returncode}"
     if done.returncode < 0:
         reason = f"TFLite Micro crashed (signal {-done.returncode}): {reason}"
-    return missing or ["(see error)"], reason
+    return {"missing": missing or ["(see error)"], "error": reason, "arena_bytes": None}
 
 
 def output_kind(model) -> str:

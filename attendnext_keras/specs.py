@@ -37,7 +37,11 @@ ATTENTIONS = ("dcac", "ac", "none")
 
 
 class ConstraintError(ValueError):
-    """A spec breaks one of AttendNeXt's design constraints."""
+    """A spec breaks one of AttendNeXt's design constraints; `rule` names it briefly (e.g. "constraint (3)")."""
+
+    def __init__(self, message: str, rule: str | None = None):
+        super().__init__(message)
+        self.rule = rule or message.splitlines()[0]
 
 
 @dataclass(frozen=True)
@@ -197,14 +201,10 @@ def save_spec(spec: ModelSpec, path) -> str:
     """Writes a spec as JSON (`ModelSpec.to_dict`); `load_spec(path)` gives it back and `AttendNeXt(spec=...)` builds
     it. Returns the path."""
     import json
-    import os
 
-    spec = get_spec(spec)
-    path = os.fspath(path)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(spec.to_dict(), f, indent=1)
-        f.write("\n")
-    return path
+    from attendnext_keras.conversion import write_atomic
+
+    return write_atomic(path, (json.dumps(get_spec(spec).to_dict(), indent=1) + "\n").encode("utf-8"))
 
 
 def load_spec(path) -> ModelSpec:
@@ -247,29 +247,34 @@ def check_constraints(spec: ModelSpec) -> None:
     if not any(n >= 2 for n in multi):
         raise ConstraintError(
             f"Spec '{spec.name}' breaks constraint (1) columnar design: no stage has two or more parallel columns. "
-            f"Columns per stage: {multi}"
+            f"Columns per stage: {multi}",
+            rule="constraint (1) columnar design",
         )
     if any(b > a for a, b in zip(multi, multi[1:])):
         raise ConstraintError(
             f"Spec '{spec.name}' breaks constraint (1) columnar design: columns must be more independent early and "
-            f"interact more later, so their number may not grow with depth. Columns per stage: {multi}"
+            f"interact more later, so their number may not grow with depth. Columns per stage: {multi}",
+            rule="constraint (1) columnar design",
         )
     if spec.stem.kernel_size == 1 and spec.stem.strides > 1:
         raise ConstraintError(
             f"Spec '{spec.name}' breaks constraint (2): the stem is a point-wise (1×1) convolution with stride "
-            f"{spec.stem.strides}. Use kernel_size ≥ 3."
+            f"{spec.stem.strides}. Use kernel_size ≥ 3.",
+            rule="constraint (2)",
         )
     for i, stage in enumerate(spec.stages, 1):
         if stage.downsample and not spec.antialias:
             raise ConstraintError(
                 f"Spec '{spec.name}' breaks constraint (3): stage{i} downsamples without anti-aliasing "
                 f"(antialias=False). Every downsampling after the stem must use AADS (BlurPool). Pass "
-                f"enforce_constraints=False to build this ablation anyway."
+                f"enforce_constraints=False to build this ablation anyway.",
+                rule="constraint (3)",
             )
         if stage.downsample and stage.blur_size < 2:
             raise ConstraintError(
                 f"Spec '{spec.name}' breaks constraint (3): stage{i} downsamples with blur_size={stage.blur_size}, "
-                f"which is plain subsampling. Use blur_size ≥ 2 for anti-aliased downsampling (AADS)."
+                f"which is plain subsampling. Use blur_size ≥ 2 for anti-aliased downsampling (AADS).",
+                rule="constraint (3)",
             )
     attention_stages = [i for i, s in enumerate(spec.stages, 1)
                         if any(b.kind == "dcac" for c in s.columns for b in c.blocks)]
@@ -277,7 +282,8 @@ def check_constraints(spec: ModelSpec) -> None:
         raise ConstraintError(
             f"Spec '{spec.name}' breaks the DC-AC placement rule: attention condensers must sit in at least two "
             f"stages. Stages with DC-AC: {attention_stages}, attention={spec.attention!r}. Pass "
-            f"enforce_constraints=False to build this ablation anyway."
+            f"enforce_constraints=False to build this ablation anyway.",
+            rule="the DC-AC placement rule",
         )
 
 

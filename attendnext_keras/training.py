@@ -210,8 +210,6 @@ def _prepare(dataset, classes, strategy):
 
 
 def _steps(dataset, steps_per_epoch):
-    import tensorflow as tf
-
     if steps_per_epoch:
         return int(steps_per_epoch)
     steps = int(dataset.cardinality())
@@ -244,7 +242,7 @@ def _save_model_atomic(model, path):
             os.unlink(tmp)
 
 
-def _callbacks(K, model, checkpoint, manager, epoch_var, save_dir, images_per_epoch, total_epochs, verbose):
+def _callbacks(K, manager, epoch_var, save_dir, images_per_epoch, total_epochs):
     class EpochEnd(K.callbacks.Callback):
         """Checkpoint (model, optimizer, epoch) after each epoch; keep the best model; images/s into the logs."""
 
@@ -421,8 +419,7 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, o
     train_ds = _prepare(train_data, classes, strategy)
     val_ds = _prepare(val_data, classes, strategy) if val_data is not None else None
     images_per_epoch = steps * config.batch_size
-    EpochEnd, Progress = _callbacks(K, model, checkpoint, manager, epoch_var, save_dir, images_per_epoch,
-                                    config.epochs, verbose)
+    EpochEnd, Progress = _callbacks(K, manager, epoch_var, save_dir, images_per_epoch, config.epochs)
     # The checkpoint and the metric logs first, so a user callback that stops the run cannot skip them.
     user_callbacks, callbacks = list(callbacks), [EpochEnd()]
     if chief:

@@ -21,6 +21,7 @@ report are in <out>/explore/.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import pathlib
@@ -35,19 +36,6 @@ sys.path.insert(0, str(HERE.parent))
 BASELINES = ("attendnext_micro", "attendnext_base", "mobilenet_v3_small")
 DISPLAY = {"attendnext_micro": "AttendNeXt micro (hand-designed)", "attendnext_base": "AttendNeXt base (hand-designed)",
            "mobilenet_v3_small": "MobileNetV3-Small (keras.applications)"}
-
-
-def _builder(name, size, classes):
-    def build():
-        import attendnext_keras as an
-        from attendnext_keras.peers import PEERS
-
-        if name.startswith("attendnext_"):
-            return an.AttendNeXt(variant=name.split("_", 1)[1], input_shape=(size, size, 3), classes=classes,
-                                 classifier_activation=None)
-        return PEERS[name]((size, size, 3), classes)
-
-    return build
 
 
 def _row(name, metrics, latency, reference_ms):
@@ -97,7 +85,7 @@ def main(argv=None):
 
     import numpy as np
 
-    from attendnext_keras.benchmark import machine_info, time_interleaved
+    from attendnext_keras.benchmark import build_model, machine_info, time_interleaved
     from attendnext_keras.explore import Evaluator, explore
 
     started = time.time()
@@ -117,7 +105,7 @@ def main(argv=None):
     metrics = {f"explored (trial {result.winner.number})": winner}
     for name in args.baselines:
         print(f"baseline {name}: training {args.epochs} epoch(s) at {args.size} px", file=sys.stderr, flush=True)
-        metrics[name] = evaluator.evaluate(_builder(name, args.size, evaluator.classes), str(out / "explore_baselines"
+        metrics[name] = evaluator.evaluate(functools.partial(build_model, name, args.size, evaluator.classes), str(out / "explore_baselines"
                                                                                               / name), size=args.size)
 
     blobs = {name: open(m["tflite_path"], "rb").read() for name, m in metrics.items()}

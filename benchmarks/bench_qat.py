@@ -44,8 +44,8 @@ def main(argv=None):
 
     import attendnext_keras as an
     from attendnext_keras import data
-    from attendnext_keras.benchmark import machine_info, time_interleaved
-    from attendnext_keras.conversion import to_tflite
+    from attendnext_keras.benchmark import build_model, calibration_images, machine_info, time_interleaved
+    from attendnext_keras.conversion import to_tflite, to_tflite_formats
     from attendnext_keras.pipeline import evaluate_tflite
     from attendnext_keras.quantization import fine_tune
     from attendnext_keras.runtime import delegation_report
@@ -75,20 +75,20 @@ def main(argv=None):
     tuned = train(tuned, train_ds, val_ds, budget, out_dir=str(work / "float_tuned")).model
 
     calibration = data.representative_images(train_src, args.size, count=200)
-    blobs = {"float32": to_tflite(tuned, "float32"), "int8 QAT": to_tflite(qat_model, "int8"),
-             "int8 PTQ": to_tflite(tuned, "int8-ptq", representative_data=calibration)}
+    tuned_blobs = to_tflite_formats(tuned, ["float32", "int8-ptq"], representative_data=calibration)  # one export
+    blobs = {"float32": tuned_blobs["float32"], "int8 QAT": to_tflite(qat_model, "int8"),
+             "int8 PTQ": tuned_blobs["int8-ptq"]}
     accuracy = {"Keras float (before fine-tuning)": float_top1,
                 "Keras float (after fine-tuning)": evaluate(tuned, val_ds)["top1"],
                 "Keras QAT (fake-quant)": evaluate(qat_model, val_ds)["top1"]}
     for name, blob in blobs.items():
         accuracy[f"TFLite {name}"] = evaluate_tflite(blob, val_ds)["top1"]
 
-    base = an.AttendNeXt(variant="base", classifier_activation=None)
-    base_calibration = np.random.default_rng(0).uniform(0, 255, (32, 224, 224, 3)).astype("float32")
+    base_blobs = to_tflite_formats(build_model("attendnext_base", 224), ["float32", "int8-ptq"],
+                                   representative_data=calibration_images(224, count=32)[0])
     latency_blobs = {f"{args.variant} {args.size}px float32": blobs["float32"],
                      f"{args.variant} {args.size}px int8": blobs["int8 QAT"],
-                     "base 224px float32": to_tflite(base, "float32"),
-                     "base 224px int8": to_tflite(base, "int8-ptq", representative_data=base_calibration)}
+                     "base 224px float32": base_blobs["float32"], "base 224px int8": base_blobs["int8-ptq"]}
     latency = {}
     for threads in (1, 2):
         samples = time_interleaved(latency_blobs, threads, runs=args.runs)

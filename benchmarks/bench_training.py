@@ -29,21 +29,13 @@ sys.path.insert(0, str(HERE.parent))
 MODELS = ("attendnext_base", "mobilenet_v3_large", "mobilenet_v3_small")
 
 
-def build(name, size, classes):
-    import attendnext_keras as an
-    from attendnext_keras.peers import PEERS
-
-    if name.startswith("attendnext_"):
-        return an.AttendNeXt(variant=name.split("_", 1)[1], input_shape=(size, size, 3), classes=classes,
-                             classifier_activation=None)
-    return PEERS[name]((size, size, 3), classes)
-
-
 def throughput(name, size, batch, steps):
     import keras
     import numpy as np
 
-    model = build(name, size, 1000)
+    from attendnext_keras.benchmark import build_model
+
+    model = build_model(name, size, 1000)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
@@ -72,7 +64,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from attendnext_keras import data
-    from attendnext_keras.benchmark import machine_info
+    from attendnext_keras.benchmark import build_model, machine_info
     from attendnext_keras.training import TrainConfig, evaluate, train
 
     started = time.time()
@@ -86,7 +78,7 @@ def main(argv=None):
         val_ds = data.make_dataset(val_src, size, args.batch_size, training=False)
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=3e-3, bn_momentum=0.9)
         for name in args.models:
-            run = train(lambda: build(name, size, len(train_src.class_names)), train_ds, val_ds, config,
+            run = train(lambda: build_model(name, size, len(train_src.class_names)), train_ds, val_ds, config,
                         out_dir=str(pathlib.Path(args.out) / "training_runs" / name), verbose=0)
             accuracy[name] = evaluate(run.model, val_ds)["top1"]
             histories[name] = run.history.get("val_accuracy")
