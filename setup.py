@@ -1,6 +1,6 @@
 from setuptools import find_packages, setup
 
-# What running an exported .tflite needs (attendnext_keras.runtime.Predictor, `attendnext predict`): no TensorFlow.
+# What running an exported .tflite needs (attendnext_keras.deploy.predictor.Predictor, `attendnext predict`): no TensorFlow.
 # A runtime-only install is `pip install --no-deps .` plus these (README, "Running exported models"); an extras
 # group cannot express it, since extras only add to install_requires.
 RUNTIME_REQUIRES = ["ai-edge-litert>=2.0,<3", "numpy>=1.26,<3", "pillow>=10"]
@@ -16,7 +16,8 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["attendnext_keras", "attendnext_keras.*"]),
     # The embedded default data set (flowers_mini), so the main job trains offline on a fresh machine.
-    package_data={"attendnext_keras": ["datasets/flowers_mini/*/*/*.jpg", "datasets/flowers_mini/README.md"]},
+    package_data={"attendnext_keras": ["datasets/flowers_mini/*/*/*.jpg", "datasets/flowers_mini/README.md",
+                                       "configs/*.yaml"]},
     install_requires=[
         "tensorflow>=2.19,<2.22",
         "tf-keras>=2.19,<2.22",  # Keras 2: tensorflow-model-optimization needs it; must match tensorflow's minor

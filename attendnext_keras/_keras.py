@@ -114,3 +114,23 @@ def copy_weights(source, target, skip=()) -> int:
         dst[path].set_weights(values)
         copied += len(values)
     return copied
+
+
+def output_kind(model) -> str:
+    """'probabilities' when a model ends in a softmax, else 'logits' (which runtimes turn into scores)."""
+    layer = model.layers[-1]
+    layer = getattr(layer, "layer", layer)  # a tfmot QuantizeWrapper holds the real layer
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", str(activation))
+    return "probabilities" if "softmax" in name.lower() or type(layer).__name__ == "Softmax" else "logits"
+
+
+class LazyModule:
+    """A module imported on first attribute access: `tf = LazyModule("tensorflow")` at the top of a module that must
+    stay importable without paying for (or having) the heavy dependency until a function needs it."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute):
+        return getattr(importlib.import_module(self._name), attribute)

@@ -1,88 +1,283 @@
-"""The `attendnext` command line. Each subcommand is a thin call into a library function; `attendnext run` is the
-main job (attendnext_keras.pipeline). Errors a user can fix end with one line and exit code 2."""
+"""The `attendnext` command line: one `add_<command>_parser` and one `cmd_<command>` per command, each a thin call
+into the library. Settings come from the typed configs (`attendnext_keras.config`): `--config FILE` loads a file and
+flags override it; flags never repeat a default (their help shows the config's). A mistake a user can fix ends with
+one line on stderr and exit code 2; TensorFlow's start-up noise is hidden unless `--verbose`.
+
+Each command imports its implementation when it runs, so `attendnext --help` and `attendnext predict` start without
+TensorFlow.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import os
 import sys
+import tempfile
+
+from attendnext_keras import _io, config as configs, registry
+from attendnext_keras.config import ConfigError, RunConfig
+
+logger = logging.getLogger("attendnext_keras")
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, RuntimeError,
+               OSError)
 
 
-def _variants():
-    from attendnext_keras.specs import list_variants
-
-    return list_variants()
-
-
-# --- model-building commands ---------------------------------------------------------------------------------
+def _default(cls, field):
+    """A config field's default, for help texts."""
+    value = next(f for f in dataclasses.fields(cls) if f.name == field)
+    default = value.default if value.default is not dataclasses.MISSING else value.default_factory()
+    return list(default) if isinstance(default, tuple) else default
 
 
-def cmd_variants(args):
+# --------------------------------------------------------------------------------------------------------------------
+# Flags → config
+
+
+def _load(args) -> RunConfig:
+    return configs.load_config(args.config) if getattr(args, "config", None) else RunConfig()
+
+
+def _override(section, **flags):
+    """`section` with the flags that were given (not None) replacing its values, checked like a file's."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    if not given:
+        return section
+    values = {**section.to_dict(), **given}
+    return configs.from_dict(type(section), values, _SECTIONS.get(type(section).__name__, ""))
+
+
+_SECTIONS = {"DataConfig": "data", "ModelConfig": "model", "TrainConfig": "train", "QATConfig": "qat",
+             "ExportConfig": "export", "MicroConfig": "micro", "BenchmarkConfig": "benchmark",
+             "ExploreConfig": "explore", "SearchSpace": "explore.space"}
+
+
+def _model_name(args, default):
+    name = getattr(args, "arch", None) or getattr(args, "variant", None)
+    if name is None:
+        return default
+    if name in registry.list_models() or registry.is_spec_file(name):
+        return name
+    if f"attendnext_{name}" in registry.list_models():  # --variant micro
+        return f"attendnext_{name}"
+    registry.model_info(name)  # raises, naming the known models
+    return name
+
+
+def _apply_flags(config: RunConfig, args) -> RunConfig:
+    """The run config with every data, model and training flag of `args` applied."""
+    data = _override(config.data, source=getattr(args, "data", None), data_dir=getattr(args, "data_dir", None),
+                     train_split=getattr(args, "train_split", None), val_split=getattr(args, "val_split", None),
+                     crop_scale_min=getattr(args, "crop_scale_min", None), mixup=getattr(args, "mixup", None))
+    model = _override(config.model, name=_model_name(args, config.model.name),
+                      input_size=getattr(args, "input_size", None), alpha=getattr(args, "alpha", None))
+    train_flags = dict(epochs=getattr(args, "epochs", None), batch_size=getattr(args, "batch_size", None),
+                       learning_rate=getattr(args, "lr", None), optimizer=getattr(args, "optimizer", None),
+                       seed=getattr(args, "seed", None), bn_momentum=getattr(args, "bn_momentum", None))
+    return dataclasses.replace(config, data=data, model=model, train=_override(config.train, **train_flags))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Shared flags
+
+
+def _config_arg(p):
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="A YAML/JSON run config (see attendnext_keras/configs/); flags override its values.")
+
+
+def _data_args(p, split=None, required_for=None):
+    default = None if required_for else _default(configs.DataConfig, "source")
+    p.add_argument("--data", default=None,
+                   help=f"'default' (photographs embedded in the package), an image folder with <split>/<class>/ "
+                        f"sub-folders, or tfds:NAME (default: {required_for or default}).")
+    p.add_argument("--data-dir", default=None, help="TensorFlow Datasets data_dir (where prepared datasets live).")
+    if split:
+        p.add_argument("--split", default=split, help=f"Split to read (default: {split}).")
+    else:
+        p.add_argument("--train-split", default=None, help="Training split (default: train).")
+        p.add_argument("--val-split", default=None,
+                       help="Held-out split (default: val; TFDS sets often call it 'validation' or 'test').")
+
+
+def _model_args(p):
+    p.add_argument("--arch", default=None, metavar="NAME",
+                   help="A model from `attendnext models` (AttendNeXt variants and peers) or a spec .json file.")
+    p.add_argument("--variant", default=None, help="An AttendNeXt variant (micro, small, base); same as --arch "
+                                                    "attendnext_<variant>.")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="Square input size in pixels, a multiple of 32 (default: the model's own).")
+    p.add_argument("--alpha", type=float, default=None, help="AttendNeXt width multiplier on top of the variant's.")
+
+
+def _train_args(p, section=configs.TrainConfig):
+    p.add_argument("--epochs", type=int, default=None, help=f"Epochs (default: {_default(section, 'epochs')}).")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"Global batch size (default: {_default(section, 'batch_size')}).")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"Peak learning rate of the cosine schedule (default: {_default(section, 'learning_rate')}).")
+    p.add_argument("--optimizer", choices=configs.OPTIMIZERS, default=None, help="Optimizer (default: adamw).")
+    p.add_argument("--seed", type=int, default=None, help="Seed for initialisation, shuffling and augmentation.")
+    p.add_argument("--bn-momentum", type=float, default=None,
+                   help=f"BatchNorm moving-average momentum (default: {_default(section, 'bn_momentum')}).")
+    p.add_argument("--crop-scale-min", type=float, default=None,
+                   help=f"Smallest area fraction of the random resized crop (default: "
+                        f"{_default(configs.DataConfig, 'crop_scale_min')}).")
+    p.add_argument("--resume", action="store_true", help="Continue from the newest checkpoint in --out.")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Models
+
+
+def add_models_parser(sub):
+    p = sub.add_parser("models", help="List the registered models (AttendNeXt variants and peers).")
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'mobilenet*'.")
+    p.add_argument("-v", "--verbose-list", action="store_true", help="Also print each AttendNeXt variant's layout.")
+    return p
+
+
+def cmd_models(args):
     from attendnext_keras.specs import get_spec, summarize_spec
 
-    for name in _variants():
-        print(summarize_spec(get_spec(name)) if args.verbose else f"{name:8} {get_spec(name).description}")
+    for name in registry.list_models(args.pattern):
+        info = registry.model_info(name)
+        print(f"{name:26} {info.family:13} {info.display_name}")
+        if args.verbose_list and info.family == "attendnext":
+            print(summarize_spec(get_spec(name[len("attendnext_"):])))
 
 
-def _build(args):
-    """The model and the spec it was built from (with --alpha and --input-size applied)."""
-    from attendnext_keras.models import AttendNeXt, _resolve_spec
-
-    spec = _resolve_spec(args.variant, None, args.alpha, None, None)
-    if args.input_size:
-        spec = spec.replace(input_size=args.input_size)
-    return AttendNeXt(spec=spec, classes=args.classes, classifier_activation=None), spec
+def add_profile_parser(sub):
+    p = sub.add_parser("profile", help="Parameters, MACs and activation memory per stage (and per layer).")
+    _model_args(p)
+    p.add_argument("--classes", type=int, default=1000, help="Classes of the classifier head (default: 1000).")
+    p.add_argument("--per-layer", action="store_true", help="Also list every layer.")
+    p.add_argument("--json", action="store_true", help="Print the profile as JSON instead of a table.")
+    return p
 
 
 def cmd_profile(args):
     from attendnext_keras.profiling import profile
-    from attendnext_keras.specs import summarize_spec
+    from attendnext_keras.specs import get_spec, summarize_spec
 
-    model, spec = _build(args)
+    name = _model_name(args, "attendnext_micro")
+    info = registry.model_info(name)
+    extra = {"alpha": args.alpha} if args.alpha is not None else {}
+    model = registry.create_model(name, input_size=args.input_size, classes=args.classes, **extra)
     result = profile(model)
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
         return
-    print(summarize_spec(spec))
+    if info.family == "attendnext" and not registry.is_spec_file(name):
+        spec = get_spec(name[len("attendnext_"):])
+        print(summarize_spec(spec.replace(input_size=int(model.inputs[0].shape[1]), width=spec.width * (args.alpha or 1))))
     print(result.table(per_layer=args.per_layer))
 
 
-# --- training ------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------------------------
+# The chain and its steps
 
 
-def _train_config(args, qat=False):
-    from attendnext_keras.training import TrainConfig
+def add_run_parser(sub):
+    p = sub.add_parser("run", help="The main job: train, QAT, export float32/int8, evaluate each, run on TFLM, time "
+                                   "(a few minutes on the embedded data); --config FILE runs any chain.")
+    _config_arg(p)
+    _data_args(p)
+    _model_args(p)
+    _train_args(p)
+    p.add_argument("--qat-epochs", type=int, default=None,
+                   help=f"Quantization-aware fine-tuning epochs (default: {_default(configs.QATConfig, 'epochs')}).")
+    p.add_argument("--out", default=None, help=f"Output folder (default: {_default(RunConfig, 'out_dir')}).")
+    p.add_argument("--no-micro", action="store_true", help="Skip TensorFlow Lite Micro (evaluation and C sources).")
+    return p
 
-    values = TrainConfig.from_file(args.config).to_dict() if args.config else {}
-    for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "learning_rate"),
-                      ("optimizer", "optimizer"), ("seed", "seed"), ("bn_momentum", "bn_momentum")):
-        if getattr(args, flag, None) is not None:
-            values[key] = getattr(args, flag)
-    return TrainConfig.qat(**values) if qat else TrainConfig(**values)
+
+def cmd_run(args):
+    from attendnext_keras.pipeline import run
+
+    config = _apply_flags(_load(args), args)
+    config = dataclasses.replace(
+        config, resume=config.resume or args.resume, out_dir=args.out or config.out_dir,
+        qat=_override(config.qat, epochs=args.qat_epochs, seed=args.seed),
+        steps=tuple(s for s in config.steps if not (args.no_micro and s == "micro")))
+    summary = run(config)
+    print("\n" + summary["table"])
+    print(f"\nDone in {summary['seconds']:.0f} s. Outputs in {config.out_dir}/")
 
 
-def _datasets(args, size, batch_size, seed, mixup=0.0):
+def add_train_parser(sub):
+    p = sub.add_parser("train", help="Train a float model (checkpoints every epoch, --resume, tf.distribute).")
+    _config_arg(p)
+    _data_args(p)
+    _model_args(p)
+    _train_args(p)
+    p.add_argument("--mixup", type=float, default=None, help="Mixup Beta parameter (default: 0, off; 0.2 is common).")
+    p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+                   help="tf.distribute strategy; 'auto' picks TPU, multi-worker (TF_CONFIG), several GPUs or one "
+                        "device. Multi-worker training builds the tf-keras flavour of the model.")
+    p.add_argument("--out", default="runs/train", help="Output folder (checkpoints, best/final model, logs).")
+    return p
+
+
+def cmd_train(args):
     from attendnext_keras import data
+    from attendnext_keras.training import configure_mixed_precision, make_strategy, train
 
-    train_source = data.load_source(args.data, args.train_split, args.data_dir)
-    val_source = data.load_source(args.data, args.val_split, args.data_dir)
-    train_ds = data.make_dataset(train_source, size, batch_size, training=True, seed=seed, mixup=mixup,
-                                 crop_scale=(args.crop_scale_min, 1.0))
-    val_ds = data.make_dataset(val_source, size, batch_size, training=False)
-    return train_source, train_ds, val_ds
+    strategy = make_strategy(args.strategy)  # first: multi-worker collectives must be set up before other ops
+    config = _apply_flags(_load(args), args)
+    flavour = "tf_keras" if type(strategy).__name__.startswith("MultiWorker") else "keras"
+    configure_mixed_precision(config.train.mixed_precision, flavour)
+    info = registry.model_info(config.model.name)
+    size = config.model.input_size or info.input_size
+    train_source, val_source = data.load_splits(config.data.source, config.data.train_split, config.data.val_split,
+                                                config.data.data_dir)
+    train_ds = data.make_dataset(train_source, size, config.train.batch_size, training=True, seed=config.train.seed,
+                                 mixup=config.data.mixup, crop_scale=(config.data.crop_scale_min, 1.0))
+    val_ds = data.make_dataset(val_source, size, config.train.batch_size, training=False)
+    extra = {"alpha": config.model.alpha} if config.model.alpha is not None else {}
+    result = train(lambda: registry.create_model(config.model.name, input_size=size, classes=train_source.num_classes,
+                                                 keras=None if flavour == "keras" else flavour, **extra),
+                   train_ds, val_ds, config.train, out_dir=args.out, resume=args.resume, strategy=strategy)
+    _io.write_json(os.path.join(args.out, "class_names.json"), train_source.class_names)
+    if result.history.get("val_accuracy"):
+        print(f"val top-1 {result.history['val_accuracy'][-1]:.1%} after {config.train.epochs} epochs")
+    print(f"final model: {result.final_path}; best: {result.best_path}")
 
 
-def _read_tflite(path):
-    """(flatbuffer, input height and width) of a .tflite file, with clear errors for a missing or foreign file."""
-    from attendnext_keras.runtime import check_tflite, load_interpreter
+def add_qat_parser(sub):
+    p = sub.add_parser("qat", help="Quantization-aware fine-tuning of a trained float model (.keras).")
+    p.add_argument("--model", required=True, help="Float model file (.keras from `attendnext train`).")
+    _config_arg(p)
+    _data_args(p)
+    _train_args(p, configs.QATConfig)
+    p.add_argument("--out", default="runs/qat", help="Output folder (checkpoints, best/final QAT model .h5).")
+    return p
 
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Model file '{path}' does not exist.")
-    with open(path, "rb") as f:
-        blob = check_tflite(f.read())
-    size = tuple(int(d) for d in load_interpreter(blob, xnnpack=False).get_input_details()[0]["shape"][1:3])
-    return blob, size
+
+def cmd_qat(args):
+    from attendnext_keras import data
+    from attendnext_keras.quantization import fine_tune
+    from attendnext_keras.saving import load_model
+
+    config = _apply_flags(_load(args), args)
+    qat = _override(config.qat, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                    optimizer=args.optimizer, seed=args.seed, bn_momentum=args.bn_momentum)
+    model = load_model(args.model)
+    size = _model_size(model)
+    train_source, val_source = data.load_splits(config.data.source, config.data.train_split, config.data.val_split,
+                                                config.data.data_dir)
+    _check_classes(model, args.model, train_source)
+    train_ds = data.make_dataset(train_source, size, qat.batch_size, training=True, seed=qat.seed,
+                                 crop_scale=(config.data.crop_scale_min, 1.0))
+    val_ds = data.make_dataset(val_source, size, qat.batch_size, training=False)
+    result = fine_tune(model, train_ds, val_ds, qat, out_dir=args.out, resume=args.resume)
+    _io.write_json(os.path.join(args.out, "class_names.json"), train_source.class_names)
+    if result.history.get("val_accuracy"):
+        print(f"QAT val top-1 {result.history['val_accuracy'][-1]:.1%}")
+    print(f"QAT model: {result.final_path} (export it with: attendnext export --model {result.final_path} "
+          f"--mode int8)")
 
 
 def _model_size(model):
@@ -92,378 +287,356 @@ def _model_size(model):
     return int(shape[1])
 
 
-def _save_class_names(out_dir, names):
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "class_names.json"), "w", encoding="utf-8") as f:
-        json.dump(names, f)
+def add_export_parser(sub):
+    p = sub.add_parser("export", help="Convert a model to .tflite plus metadata JSON, with a conversion report.")
+    p.add_argument("--model", required=True, help="Model file: .keras (float) or .h5 (QAT, for --mode int8).")
+    p.add_argument("--mode", default="int8", choices=configs.MODES,
+                   help="int8 needs a QAT model; int8-ptq calibrates a float model on --data (default: int8).")
+    p.add_argument("--out", required=True, help="Output .tflite path (the metadata .json goes beside it).")
+    _config_arg(p)
+    _data_args(p, split="train", required_for="none; int8-ptq needs it")
+    p.add_argument("--calibration-images", type=int, default=None,
+                   help=f"Images for int8-ptq calibration (default: "
+                        f"{_default(configs.ExportConfig, 'calibration_images')}).")
+    p.add_argument("--float-io", action="store_true", help="Keep float32 input/output on int8 models.")
+    p.add_argument("--strict", action="store_true",
+                   help="Fail (write nothing) when the report finds float ops, several partitions or TFLM gaps.")
+    return p
 
 
-def _class_names_for(model_path, classes):
-    """class_names.json written by `attendnext train` beside the model (or one folder up), if any."""
+def cmd_export(args):
+    from attendnext_keras import data
+    from attendnext_keras.deploy.export import export
+    from attendnext_keras.saving import load_model
+
+    cfg = _override(_load(args).export, calibration_images=args.calibration_images,
+                    int8_io=False if args.float_io else None, strict=True if args.strict else None)
+    _io.check_writable(args.out)
+    model = load_model(args.model)
+    representative = None
+    if args.mode == "int8-ptq":
+        if not args.data:
+            raise ValueError("--mode int8-ptq calibrates on real images: give --data (an image folder, 'default' "
+                             "or tfds:NAME).")
+        representative = data.calibration_images(data.load_source(args.data, args.split, args.data_dir),
+                                                 _model_size(model), count=cfg.calibration_images)
+    names = _class_names_for(args.model, int(model.outputs[0].shape[-1]))
+    result = export(model, args.out, args.mode, representative_data=representative, class_names=names,
+                    int8_io=cfg.int8_io, strict=cfg.strict)
+    print(result.report.summary())
+    print(f"wrote {result.path} and {result.metadata_path}")
+
+
+def _check_classes(model, model_path, source):
+    """The model's outputs (and the class names saved beside it, if any) must be the data's classes."""
+    from attendnext_keras import data
+
+    classes = int(model.outputs[0].shape[-1])
+    data.check_classes(classes, _class_names_for(model_path, classes, warn=False), source, model_path)
+
+
+def _class_names_for(model_path, classes, warn=True):
+    """class_names.json written by `attendnext train`/`qat` beside the model (or one folder up), if it matches."""
     folder = os.path.dirname(os.path.abspath(model_path))
     for candidate in (folder, os.path.dirname(folder)):
         path = os.path.join(candidate, "class_names.json")
         if os.path.exists(path):
-            names = json.load(open(path, encoding="utf-8"))
-            if len(names) == classes:
+            names = _io.read_json(path, "Class names file")
+            if isinstance(names, list) and len(names) == classes:
                 return names
+            if warn:
+                    logger.warning("%s lists %s class names but the model has %d outputs; exporting without names.",
+                               path, len(names) if isinstance(names, list) else "no", classes)
     return None
 
 
-def cmd_train(args):
-    from attendnext_keras.models import AttendNeXt, _resolve_spec
-    from attendnext_keras.training import configure_mixed_precision, make_strategy, train
-
-    strategy = make_strategy(args.strategy)  # first: multi-worker collectives must be set up before other ops
-    config = _train_config(args)
-    flavour = "tf_keras" if type(strategy).__name__.startswith("MultiWorker") else "keras"
-    configure_mixed_precision(config.mixed_precision, flavour)
-    spec = _resolve_spec(args.variant, None, args.alpha, None, None)
-    size = args.input_size or spec.input_size
-    spec = spec.replace(input_size=size)
-    source, train_ds, val_ds = _datasets(args, size, config.batch_size, config.seed, args.mixup)
-    _save_class_names(args.out, source.class_names)
-    result = train(lambda: AttendNeXt(spec=spec, input_shape=(size, size, 3), classes=len(source.class_names),
-                                      classifier_activation=None, keras=flavour),
-                   train_ds, val_ds, config, out_dir=args.out, resume=args.resume, strategy=strategy)
-    if result.history.get("val_accuracy"):
-        print(f"val top-1 {result.history['val_accuracy'][-1]:.1%} after {config.epochs} epochs")
-    print(f"final model: {result.final_path}; best: {result.best_path}")
-
-
-def cmd_qat(args):
-    from attendnext_keras.models import load_model
-    from attendnext_keras.quantization import fine_tune
-
-    model = load_model(args.model)
-    config = _train_config(args, qat=True)
-    source, train_ds, val_ds = _datasets(args, _model_size(model), config.batch_size, config.seed)
-    _save_class_names(args.out, source.class_names)
-    result = fine_tune(model, train_ds, val_ds, config, out_dir=args.out, resume=args.resume)
-    if result.history.get("val_accuracy"):
-        print(f"QAT val top-1 {result.history['val_accuracy'][-1]:.1%}")
-    print(f"QAT model: {result.final_path} (export it with: attendnext export --model {result.final_path} "
-          f"--mode int8)")
+def add_evaluate_parser(sub):
+    p = sub.add_parser("evaluate", help="Top-1 accuracy of a .keras, .h5 or .tflite model on a data split.")
+    p.add_argument("--model", required=True, help="Model file (.keras, .h5 or .tflite with its metadata JSON).")
+    _data_args(p, split="val")
+    p.add_argument("--batch-size", type=int, default=_default(configs.EvaluateConfig, "batch_size"),
+                   help="Batch size of the evaluation pipeline.")
+    p.add_argument("--json", action="store_true", help="Print the result as JSON.")
+    return p
 
 
 def cmd_evaluate(args):
     from attendnext_keras import data
 
+    source = data.load_source(args.data or "default", args.split, args.data_dir)
     if args.model.endswith(".tflite"):
-        from attendnext_keras.pipeline import evaluate_tflite
+        from attendnext_keras.deploy import litert
+        from attendnext_keras.deploy.metadata import load_metadata
 
-        blob, (size, _) = _read_tflite(args.model)
-        evaluate_fn = lambda ds: evaluate_tflite(blob, ds)  # noqa: E731
+        blob = litert.read_tflite(args.model)
+        size = litert.input_size(blob)[0]
+        metadata = load_metadata(args.model)
+        if metadata is None:
+            logger.warning("%s has no metadata JSON beside it: its class names cannot be checked against the data.",
+                           args.model)
+        data.check_classes(litert.output_classes(blob), (metadata or {}).get("class_names"), source, args.model)
+        result = litert.evaluate_tflite(blob, data.make_dataset(source, size, args.batch_size, training=False))
     else:
-        from attendnext_keras.models import load_model
+        from attendnext_keras.saving import load_model
         from attendnext_keras.training import evaluate
 
         model = load_model(args.model)
-        size = _model_size(model)
-        evaluate_fn = lambda ds: evaluate(model, ds)  # noqa: E731
-    source = data.load_source(args.data, args.split, args.data_dir)
-    result = evaluate_fn(data.make_dataset(source, size, args.batch_size, training=False))
+        _check_classes(model, args.model, source)
+        result = evaluate(model, data.make_dataset(source, _model_size(model), args.batch_size, training=False))
     print(json.dumps(result) if args.json else
-          f"{args.model}: top-1 {result['top1']:.2%} on {result['examples']} images ({args.data}, {args.split})")
+          f"{args.model}: top-1 {result['top1']:.2%} on {result['examples']} images ({args.data or 'default'}, "
+          f"{args.split})")
 
 
-# --- deployment ----------------------------------------------------------------------------------------------
-
-
-def cmd_export(args):
-    from attendnext_keras.export import export
-    from attendnext_keras.models import load_model
-
-    model = load_model(args.model)
-    size = _model_size(model)
-    representative = None
-    if args.mode == "int8-ptq":
-        from attendnext_keras import data
-
-        if not args.data:
-            raise ValueError("--mode int8-ptq calibrates on real images: give --data (an image folder, 'default' "
-                             "or tfds:NAME).")
-        representative = data.representative_images(data.load_source(args.data, args.split, args.data_dir), size,
-                                                    count=args.calibration_images)
-    classes = int(model.outputs[0].shape[-1])
-    names = _class_names_for(args.model, classes)
-    result = export(model, args.out, args.mode, representative_data=representative, class_names=names,
-                    int8_io=not args.float_io, strict=args.strict)
-    print(result.report.summary())
-    print(f"wrote {result.path} and {result.metadata_path}")
+def add_predict_parser(sub):
+    p = sub.add_parser("predict", help="Top-k labels for images with a .tflite model (LiteRT, no TensorFlow).")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="Image files (JPEG, PNG, BMP, GIF).")
+    p.add_argument("--model", required=True,
+                   help=".tflite model (its metadata .json beside it gives labels and preprocessing).")
+    p.add_argument("--top-k", type=int, default=5, help="Labels to show per image.")
+    p.add_argument("--threads", type=int, default=1, help="LiteRT threads.")
+    p.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    return p
 
 
 def cmd_predict(args):
-    from attendnext_keras.runtime import Predictor, format_predictions
+    from attendnext_keras.deploy.predictor import Predictor, format_predictions
 
     predictor = Predictor(args.model, num_threads=args.threads)
-    predictions = predictor.predict(args.images, top_k=args.top_k)
-    print(format_predictions(args.images, predictions, as_json=args.json))
+    paths, predictions, failed = [], [], []
+    for image in args.images:  # one bad file is reported and skipped, the others still run
+        try:
+            predictions += predictor.predict([image], top_k=args.top_k)
+            paths.append(image)
+        except (ValueError, FileNotFoundError, OSError) as error:
+            failed.append(image)
+            logger.error("skipped %s: %s", image, str(error).splitlines()[0])
+    if paths:
+        print(format_predictions(paths, predictions, as_json=args.json))
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(args.images)} image(s) could not be read: {', '.join(failed[:5])}")
+
+
+def add_micro_parser(sub):
+    p = sub.add_parser("micro", help="Run an int8 .tflite on TensorFlow Lite Micro: arena, agreement with LiteRT, "
+                                     "C sources for a microcontroller project.")
+    p.add_argument("--model", required=True, help="int8 .tflite model.")
+    _config_arg(p)
+    _data_args(p, split="val")
+    p.add_argument("--images", type=int, default=None,
+                   help=f"Held-out images to compare TFLM and LiteRT on (default: "
+                        f"{_default(configs.MicroConfig, 'images')}).")
+    p.add_argument("--per-op", action="store_true", help="Also compare op by op and print, per op type, how far "
+                   "TFLM's output differs from LiteRT's when the op's inputs are bit-identical (its own rounding).")
+    p.add_argument("--out-dir", default="tflite/models/attendnext_model", help="Folder for the .h/.cc files.")
+    p.add_argument("--name", default=None, help="C identifier for the array and the namespace (default: "
+                                                f"{_default(configs.MicroConfig, 'name')}).")
+    return p
 
 
 def cmd_micro(args):
     from attendnext_keras import data
-    from attendnext_keras.export import load_metadata
-    from attendnext_keras.micro import compare_ops_with_litert, compare_with_litert, write_c_sources
+    from attendnext_keras.deploy import litert, micro
+    from attendnext_keras.deploy.metadata import load_metadata
 
-    blob, size = _read_tflite(args.model)
-    images = data.representative_images(data.load_source(args.data, args.split, args.data_dir), size,
-                                        count=args.images)
-    result = compare_with_litert(blob, images)
+    cfg = _override(_load(args).micro, images=args.images, name=args.name, per_op=args.per_op or None)
+    micro.check_c_identifier(cfg.name)
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        raise NotADirectoryError(f"--out-dir '{args.out_dir}' is a file, not a folder.")
+    blob = litert.read_tflite(args.model)
+    source = data.load_source(args.data or "default", args.split, args.data_dir)
+    images = data.calibration_images(source, litert.input_size(blob), count=min(cfg.images, source.num_examples))
+    result = micro.compare_with_litert(blob, images)
     os.makedirs(args.out_dir, exist_ok=True)
-    paths = write_c_sources(blob, args.out_dir, args.name, metadata=load_metadata(args.model),
-                            arena_bytes=result["arena_bytes"])
+    paths = micro.write_c_sources(blob, args.out_dir, cfg.name, metadata=load_metadata(args.model),
+                                  arena_bytes=result["arena_bytes"], arena_margin=cfg.arena_margin)
     print(f"TFLite Micro arena: {result['arena_bytes']:,} bytes")
     print(f"TFLM vs LiteRT on {result['images']} images: ≤ {result['max_lsb_vs_litert_reference']} LSB (reference "
           f"kernels), ≤ {result['max_lsb_vs_xnnpack']} LSB (XNNPACK), top-1 agreement {result['top1_agreement']:.0%}")
-    if args.per_op:
-        own = {}
-        for row in compare_ops_with_litert(blob, images):
-            if row["max_lsb_equal_inputs"] is not None:
-                count, worst = own.get(row["op"], (0, 0))
-                own[row["op"]] = (count + 1, max(worst, row["max_lsb_equal_inputs"]))
+    if cfg.per_op:
         print("Each op's own difference (TFLM vs LiteRT built-in kernels, on bit-identical inputs):")
-        for op, (count, worst) in sorted(own.items()):
+        for op, (count, worst) in sorted(micro.own_rounding_by_op(blob, images).items()):
             print(f"  {op:<24} {count:>4} ops  ≤ {worst} LSB")
     print("wrote " + ", ".join(paths.values()))
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Experiments
+
+
+def add_benchmark_parser(sub):
+    p = sub.add_parser("benchmark", help="AttendNeXt against its peers: size, MACs, LiteRT latency, partitions, "
+                                         "ratios, Figure-3-style plot.")
+    _config_arg(p)
+    p.add_argument("--models", nargs="+", default=None, metavar="NAME",
+                   help="Models to run (default: all of `attendnext models`). Each 224-px model takes 10–90 s per "
+                        "format to convert.")
+    p.add_argument("--list", action="store_true", help="Print the known model names and exit.")
+    p.add_argument("--runs", type=int, default=None, help="Timed runs per model, format and thread count, at least "
+                                                          f"(default: {_default(configs.BenchmarkConfig, 'runs')}).")
+    p.add_argument("--warmup", type=int, default=None, help="Untimed runs per interpreter before timing.")
+    p.add_argument("--block", type=int, default=None, help="Timed runs a model gets per turn in the interleaving.")
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help=f"LiteRT thread counts (default: {_default(configs.BenchmarkConfig, 'threads')}).")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="One square input size for every model (default: 224; micro variants at their own).")
+    p.add_argument("--classes", type=int, default=None, help="Classifier width (default: 1000, ImageNet).")
+    p.add_argument("--data", default=None, help="int8 calibration images: a folder (its val/ split), 'default' or "
+                                                "tfds:NAME (default: random uniform [0, 255] images).")
+    p.add_argument("--calibration-count", type=int, default=None, help="Images for int8 calibration (default: 64).")
+    p.add_argument("--accuracies", default=None, metavar="FILE",
+                   help="JSON {model_name: top1} for the accuracy/latency plot; without it the plot is skipped.")
+    p.add_argument("--out", default="benchmarks/results", help="Folder for peers.json, peers.md, peers.png.")
+    p.add_argument("--from-json", default=None, metavar="FILE",
+                   help="Rewrite the reports from an earlier run's peers.json without measuring anything.")
+    return p
+
+
 def cmd_benchmark(args):
-    from attendnext_keras.benchmark import run_from_args
+    from attendnext_keras.experiments import benchmark, benchmark_report
 
-    run_from_args(args)
+    if args.list:
+        print("\n".join(registry.list_models()))
+        return
+    if args.from_json:
+        paths = benchmark_report.write_reports(_io.read_json(args.from_json, "Benchmark result"), args.out,
+                                               accuracies=args.accuracies)
+    else:
+        base = _load(args).benchmark if args.config else configs.BenchmarkConfig()
+        cfg = _override(base, models=args.models, runs=args.runs, warmup=args.warmup, block=args.block,
+                        threads=args.threads, input_size=args.input_size, classes=args.classes,
+                        calibration_images=args.calibration_count, calibration_data=args.data)
+        result = benchmark.run_benchmark(cfg, accuracies=args.accuracies, out_dir=args.out)
+        paths = benchmark_report.write_reports(result, args.out)
+        print(open(paths["md"], encoding="utf-8").read())
+    for kind, path in paths.items():
+        logger.info("wrote %s: %s", kind, path)
 
 
-def cmd_run(args):
-    from attendnext_keras.pipeline import PipelineConfig, run
-
-    run(PipelineConfig(data=args.data, train_split=args.train_split, val_split=args.val_split,
-                       data_dir=args.data_dir, variant=args.variant, input_size=args.input_size, alpha=args.alpha,
-                       epochs=args.epochs, qat_epochs=args.qat_epochs, batch_size=args.batch_size,
-                       learning_rate=args.lr, bn_momentum=args.bn_momentum, crop_scale_min=args.crop_scale_min,
-                       seed=args.seed, out_dir=args.out, latency_runs=args.runs,
-                       threads=args.threads, micro=not args.no_micro, resume=args.resume))
+def add_explore_parser(sub):
+    p = sub.add_parser("explore", help="Machine-driven design exploration: an Optuna search over AttendNeXt specs "
+                                       "under the builder's rules and your limits, trained briefly on your data.")
+    _config_arg(p)
+    _data_args(p)
+    fields = {f.name: f for f in dataclasses.fields(configs.ExploreConfig)}
+    flags = {"study_name": str, "storage": str, "trials": int, "objective": str, "base_variant": str,
+             "input_sizes": int, "epochs": int, "batch_size": int, "learning_rate": float, "max_params": int,
+             "max_macs": int, "max_tflite_bytes": int, "max_arena_bytes": int, "max_latency_ms": float,
+             "min_accuracy": float, "test_split": str, "sampler": str, "reference": str, "latency_runs": int,
+             "threads": int, "timeout": float, "max_proposals": int, "seed": int, "out_dir": str}
+    aliases = {"out_dir": ["--out"], "base_variant": ["--variant"], "learning_rate": ["--lr"],
+               "latency_runs": ["--runs"]}
+    for name, kind in flags.items():
+        nargs = "+" if name == "input_sizes" else None
+        p.add_argument("--" + name.replace("_", "-"), *aliases.get(name, []), dest=name, type=kind, nargs=nargs,
+                       default=None, help=f"explore.{name} (default: {_default(configs.ExploreConfig, name)}).")
+    p.add_argument("--widths", type=float, nargs="+", default=None, help="explore.space.width_multipliers.")
+    p.add_argument("--max-columns", type=int, default=None, help="explore.space.max_columns.")
+    p.add_argument("--max-blocks", type=int, default=None, help="explore.space.max_blocks.")
+    p.add_argument("--head-hidden", type=int, nargs="+", default=None, help="explore.space.head_hidden.")
+    p.add_argument("--blur-sizes", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="explore.space.blur_sizes.")
+    assert set(flags) <= set(fields)  # every flag is a config key
+    return p
 
 
 def cmd_explore(args):
-    from attendnext_keras.explore import SearchSpace, explore
+    from attendnext_keras.experiments.explore import explore
 
-    space = SearchSpace(**{key: value for key, value in (
-        ("width_multipliers", tuple(args.widths) if args.widths else None), ("max_columns", args.max_columns),
-        ("max_blocks", args.max_blocks), ("head_hidden", tuple(args.head_hidden) if args.head_hidden else None),
-        ("blur_sizes", tuple(args.blur_sizes) if args.blur_sizes else None)) if value is not None})
-    result = explore(data=args.data, train_split=args.train_split, val_split=args.val_split, data_dir=args.data_dir,
-                     study_name=args.study_name, storage=args.storage, n_trials=args.trials,
-                     objective=args.objective, base_variant=args.variant, input_sizes=tuple(args.input_sizes),
-                     epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                     max_params=args.max_params, max_macs=args.max_macs, max_tflite_bytes=args.max_tflite_bytes,
-                     max_arena_bytes=args.max_arena_bytes, max_latency_ms=args.max_latency_ms,
-                     min_accuracy=args.min_accuracy, out_dir=args.out, seed=args.seed, timeout=args.timeout,
-                     space=space, sampler=args.sampler, reference=args.reference, latency_runs=args.runs,
-                     threads=args.threads, max_proposals=args.max_proposals)
+    config = _apply_flags(_load(args), args)
+    cfg = config.explore
+    space = _override(cfg.space, width_multipliers=args.widths, max_columns=args.max_columns,
+                      max_blocks=args.max_blocks, head_hidden=args.head_hidden, blur_sizes=args.blur_sizes)
+    flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(configs.ExploreConfig)
+             if f.name != "space"}
+    cfg = dataclasses.replace(_override(cfg, **flags), space=space)
+    if cfg.storage and "://" not in cfg.storage:
+        raise ValueError(f"--storage must be a database URL such as sqlite:///runs/explore/study.db. "
+                         f"Received: {cfg.storage!r}")
+    result = explore(cfg, data=config.data)
     if result.winner is None:
         print("no feasible candidate yet: nothing reported as best (see the table for what each trial broke)")
     else:
-        print(f"best spec: {result.paths['spec']} (build it with AttendNeXt(spec=load_spec(path)))")
+        print(f"best spec: {result.paths['spec']} (build it with attendnext_keras.create_model(path))")
 
 
-# --- parser --------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+COMMANDS = {
+    "run": (add_run_parser, cmd_run), "train": (add_train_parser, cmd_train), "qat": (add_qat_parser, cmd_qat),
+    "export": (add_export_parser, cmd_export), "evaluate": (add_evaluate_parser, cmd_evaluate),
+    "predict": (add_predict_parser, cmd_predict), "micro": (add_micro_parser, cmd_micro),
+    "models": (add_models_parser, cmd_models), "profile": (add_profile_parser, cmd_profile),
+    "benchmark": (add_benchmark_parser, cmd_benchmark), "explore": (add_explore_parser, cmd_explore),
+}
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="attendnext", description="AttendNeXt for Keras: build, train, quantize (QAT), export to int8 TFLite, "
                                        "run on LiteRT and TensorFlow Lite Micro. `attendnext run` is the main job.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="Show TensorFlow's start-up messages and debug logs (hidden by default).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def model_args(p, input_default=None):
-        p.add_argument("--variant", default="micro", choices=_variants(), help="Registered variant to build.")
-        p.add_argument("--input-size", type=int, default=input_default,
-                       help="Square input size in pixels, a multiple of 32 (default: the variant's own"
-                            + (f", here {input_default}" if input_default else "") + ").")
-        p.add_argument("--alpha", type=float, default=None, help="Width multiplier on top of the variant's width.")
-
-    def data_args(p, split=False):
-        p.add_argument("--data", default="default",
-                       help="'default' (photographs embedded in the package), an image folder with <split>/<class>/ "
-                            "sub-folders, or tfds:NAME for a TensorFlow Datasets name.")
-        p.add_argument("--data-dir", default=None, help="TensorFlow Datasets data_dir (where prepared datasets live).")
-        if split:
-            p.add_argument("--split", default="val", help="Split to read (default: val).")
-        else:
-            p.add_argument("--train-split", default="train", help="Training split (default: train).")
-            p.add_argument("--val-split", default="val",
-                           help="Held-out split (default: val; TFDS sets often call it 'validation' or 'test').")
-
-    def train_args(p):
-        p.add_argument("--config", default=None, help="YAML or JSON file of TrainConfig settings; flags override it.")
-        p.add_argument("--epochs", type=int, default=None, help="Epochs (default: the config's or the recipe's).")
-        p.add_argument("--batch-size", type=int, default=None, help="Global batch size.")
-        p.add_argument("--lr", type=float, default=None, help="Peak learning rate of the cosine schedule.")
-        p.add_argument("--optimizer", choices=("adamw", "sgd"), default=None, help="Optimizer.")
-        p.add_argument("--seed", type=int, default=None, help="Seed for initialisation, shuffling and augmentation.")
-        p.add_argument("--resume", action="store_true", help="Continue from the newest checkpoint in --out.")
-        p.add_argument("--bn-momentum", type=float, default=None,
-                       help="BatchNorm moving-average momentum (Keras default 0.99; ~0.9 for short runs).")
-        p.add_argument("--crop-scale-min", type=float, default=0.25,
-                       help="Smallest area fraction of the random resized crop (ImageNet recipes use 0.08).")
-
-    p = sub.add_parser("variants", help="List the registered AttendNeXt variants.")
-    p.add_argument("-v", "--verbose", action="store_true", help="Print each variant's full layout.")
-    p.set_defaults(func=cmd_variants)
-
-    p = sub.add_parser("profile", help="Parameters, MACs and activation memory per stage (and per layer).")
-    model_args(p)
-    p.add_argument("--classes", type=int, default=1000, help="Number of classes of the classifier head.")
-    p.add_argument("--per-layer", action="store_true", help="Also list every layer.")
-    p.add_argument("--json", action="store_true", help="Print the profile as JSON instead of a table.")
-    p.set_defaults(func=cmd_profile)
-
-    p = sub.add_parser("run", help="The main job: train, QAT, export float32/int8, evaluate each, run on TFLM, "
-                                   "summarise (a few minutes on the embedded data).")
-    data_args(p)
-    model_args(p, input_default=64)
-    p.add_argument("--epochs", type=int, default=30, help="Float training epochs.")
-    p.add_argument("--qat-epochs", type=int, default=3, help="Quantization-aware fine-tuning epochs.")
-    p.add_argument("--batch-size", type=int, default=32, help="Batch size.")
-    p.add_argument("--lr", type=float, default=3e-3, help="Peak learning rate of float training (AdamW, cosine).")
-    p.add_argument("--bn-momentum", type=float, default=0.9, help="BatchNorm moving-average momentum.")
-    p.add_argument("--crop-scale-min", type=float, default=0.25,
-                   help="Smallest area fraction of the random resized crop.")
-    p.add_argument("--seed", type=int, default=0, help="Seed for initialisation, shuffling and augmentation.")
-    p.add_argument("--out", default="runs/main", help="Output folder.")
-    p.add_argument("--runs", type=int, default=50, help="Timed LiteRT invocations per format.")
-    p.add_argument("--threads", type=int, default=1, help="LiteRT threads for the latency figures.")
-    p.add_argument("--no-micro", action="store_true", help="Skip TensorFlow Lite Micro (evaluation and C sources).")
-    p.add_argument("--resume", action="store_true", help="Continue interrupted training runs in --out.")
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("train", help="Train a float AttendNeXt (checkpoints every epoch, --resume, tf.distribute).")
-    data_args(p)
-    model_args(p)
-    train_args(p)
-    p.add_argument("--mixup", type=float, default=0.0, help="Mixup Beta parameter (0 disables; 0.2 is common).")
-    p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
-                   help="tf.distribute strategy; 'auto' picks TPU, multi-worker (TF_CONFIG), several GPUs or one "
-                        "device. Multi-worker training builds the tf-keras flavour of the model.")
-    p.add_argument("--out", default="runs/train", help="Output folder (checkpoints, best/final model, logs).")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("qat", help="Quantization-aware fine-tuning of a trained float model (.keras).")
-    p.add_argument("--model", required=True, help="Float model file (.keras from `attendnext train`).")
-    data_args(p)
-    train_args(p)
-    p.add_argument("--out", default="runs/qat", help="Output folder (checkpoints, best/final QAT model .h5).")
-    p.set_defaults(func=cmd_qat)
-
-    p = sub.add_parser("export", help="Convert a model to .tflite plus metadata JSON, with a conversion report.")
-    p.add_argument("--model", required=True, help="Model file: .keras (float) or .h5 (QAT, for --mode int8).")
-    p.add_argument("--mode", default="int8", choices=("float32", "float16", "dynamic", "int8", "int8-ptq"),
-                   help="int8 needs a QAT model; int8-ptq calibrates a float model on --data.")
-    p.add_argument("--out", required=True, help="Output .tflite path (the metadata .json goes beside it).")
-    data_args(p, split=True)
-    p.add_argument("--calibration-images", type=int, default=200, help="Images for int8-ptq calibration.")
-    p.add_argument("--float-io", action="store_true", help="Keep float32 input/output on int8 models.")
-    p.add_argument("--strict", action="store_true",
-                   help="Fail (write nothing) when the report finds float ops, several partitions or TFLM gaps.")
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser("evaluate", help="Top-1 accuracy of a .keras, .h5 or .tflite model on a data split.")
-    p.add_argument("--model", required=True, help="Model file (.keras, .h5 or .tflite with its metadata JSON).")
-    data_args(p, split=True)
-    p.add_argument("--batch-size", type=int, default=32, help="Batch size of the evaluation pipeline.")
-    p.add_argument("--json", action="store_true", help="Print the result as JSON.")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("predict", help="Top-k labels for images with a .tflite model (LiteRT, no TensorFlow).")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="Image files (JPEG, PNG, BMP, GIF).")
-    p.add_argument("--model", required=True, help=".tflite model (its metadata .json beside it gives labels and "
-                                                  "preprocessing).")
-    p.add_argument("--top-k", type=int, default=5, help="Labels to show per image.")
-    p.add_argument("--threads", type=int, default=1, help="LiteRT threads.")
-    p.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
-    p.set_defaults(func=cmd_predict)
-
-    p = sub.add_parser("micro", help="Run an int8 .tflite on TensorFlow Lite Micro: arena, agreement with LiteRT, "
-                                     "C sources for a microcontroller project.")
-    p.add_argument("--model", required=True, help="int8 .tflite model.")
-    data_args(p, split=True)
-    p.add_argument("--images", type=int, default=16, help="Images to compare TFLM and LiteRT on.")
-    p.add_argument("--per-op", action="store_true", help="Also compare op by op and print, per op type, how far "
-                   "TFLM's output differs from LiteRT's when the op's inputs are bit-identical (its own rounding).")
-    p.add_argument("--out-dir", default="tflite/models/attendnext_model", help="Folder for the .h/.cc files.")
-    p.add_argument("--name", default="attendnext_model", help="C identifier for the array and the namespace.")
-    p.set_defaults(func=cmd_micro)
-
-    p = sub.add_parser("explore", help="Machine-driven design exploration: an Optuna search over AttendNeXt specs "
-                                       "under the builder's rules and your limits, trained briefly on your data.")
-    data_args(p)
-    p.add_argument("--study-name", default="attendnext-explore", help="Optuna study name (resumed if it exists).")
-    p.add_argument("--storage", default="sqlite:///runs/explore/study.db",
-                   help="Optuna storage URL: SQLite by default; a PostgreSQL/MySQL URL lets several machines share "
-                        "the study. Finished trials survive an interruption; run again to resume.")
-    p.add_argument("--trials", type=int, default=20,
-                   help="Candidates to train and measure in this run (specs the rules reject cost nothing and do "
-                        "not count); 0 rewrites the reports from the storage.")
-    p.add_argument("--objective", default="netscore", choices=("netscore", "pareto", "pareto-size"),
-                   help="netscore: maximise NetScore (int8 top-1, params, MACs); pareto: int8 top-1 against latency "
-                        "relative to the reference; pareto-size: and int8 .tflite size.")
-    p.add_argument("--variant", default="micro", choices=_variants(), help="Base variant the search space derives "
-                                                                           "from (stem, stages, widths).")
-    p.add_argument("--input-sizes", type=int, nargs="+", default=[64], help="Input sizes to choose from "
-                                                                            "(multiples of 32).")
-    p.add_argument("--epochs", type=int, default=3, help="Proxy training epochs per candidate.")
-    p.add_argument("--batch-size", type=int, default=32, help="Batch size of proxy training.")
-    p.add_argument("--lr", type=float, default=3e-3, help="Peak learning rate of proxy training.")
-    p.add_argument("--max-params", type=int, default=None, help="Limit on parameters (checked before training).")
-    p.add_argument("--max-macs", type=int, default=None, help="Limit on MACs (checked before training).")
-    p.add_argument("--max-tflite-bytes", type=int, default=None, help="Limit on the int8 .tflite size in bytes.")
-    p.add_argument("--max-arena-bytes", type=int, default=None, help="Limit on the TensorFlow Lite Micro arena.")
-    p.add_argument("--max-latency-ms", type=float, default=None,
-                   help="Limit on median int8 LiteRT latency, measured on this machine in the exploring process.")
-    p.add_argument("--min-accuracy", type=float, default=None, help="Floor on int8 top-1 after proxy training, "
-                                                                    "a fraction (0.6 = 60%%).")
-    p.add_argument("--widths", type=float, nargs="+", default=None,
-                   help="Width multipliers on the base variant's width to choose from (default 0.75 1.0 1.25 1.5).")
-    p.add_argument("--max-columns", type=int, default=None, help="Most parallel columns per stage (default 3).")
-    p.add_argument("--max-blocks", type=int, default=None,
-                   help="Most depth-wise separable blocks per column (default: the base stage's count).")
-    p.add_argument("--head-hidden", type=int, nargs="+", default=None,
-                   help="Hidden widths of the classifier head to choose from, 0 for none (default 0 256 512).")
-    p.add_argument("--blur-sizes", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
-                   help="Range of AADS blur filter sizes (default 2 5).")
-    p.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2", "random"),
-                   help="Optuna sampler: TPE (default; constrained, multi-objective), NSGA-II or random.")
-    p.add_argument("--reference", default="micro", choices=_variants(),
-                   help="Variant whose int8 model is timed beside every candidate (latency ratios).")
-    p.add_argument("--runs", type=int, default=50, help="Timed LiteRT runs per candidate (and reference).")
-    p.add_argument("--threads", type=int, default=1, help="LiteRT threads for latency.")
-    p.add_argument("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
-    p.add_argument("--max-proposals", type=int, default=None,
-                   help="Stop after this many proposals even if fewer candidates trained (default 20 × --trials).")
-    p.add_argument("--seed", type=int, default=0, help="Seed of the sampler, data and training.")
-    p.add_argument("--out", default="runs/explore", help="Output folder (results.md, plots, best_spec.json, "
-                                                         "winner/, trials/).")
-    p.set_defaults(func=cmd_explore)
-
-    p = sub.add_parser("benchmark", help="AttendNeXt against its peers: size, MACs, LiteRT latency, partitions, "
-                                         "ratios, Figure-3-style plot.")
-    from attendnext_keras.benchmark import add_arguments
-
-    add_arguments(p, default_out="benchmarks/results")
-    p.set_defaults(func=cmd_benchmark)
+    for name, (add_parser, command) in COMMANDS.items():
+        add_parser(sub).set_defaults(func=command)
     return parser
 
 
-def main(argv=None):
-    from attendnext_keras._keras import quiet_tensorflow
-
-    quiet_tensorflow()
+def setup_logging(verbose: bool = False) -> None:
+    """Our notices (skipped images, fallbacks, progress) on stderr through `logging`, where PYTHONWARNINGS cannot
+    hide them; TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) off unless `verbose`."""
+    if not verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # read when TensorFlow loads, which no command has done yet
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if verbose else "%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+    for name in ("tensorflow", "absl", "h5py", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def start_tensorflow_quietly() -> None:
+    """Imports TensorFlow and Keras and initialises the devices with file descriptor 2 captured: their C++ start-up
+    lines (oneDNN notice, "Could not find cuda drivers", "failed call to cuInit") bypass every logging setting. What
+    was captured is printed if the start fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+WITHOUT_TENSORFLOW = ("predict", "models")
+
+
+def main(argv=None):
     args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    if not args.verbose and args.command not in WITHOUT_TENSORFLOW:
+        start_tensorflow_quietly()
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, RuntimeError) as error:
+    except ConfigError as error:
+        print(f"attendnext {args.command}: config error: {error}", file=sys.stderr)
+        return 2
+    except USER_ERRORS as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"attendnext {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ flowers_mini) and tf.data pipelines that give what the models take: float32 pixe
     val = data.load_source("default", "val")
     train_ds = data.make_dataset(train, 96, 32, training=True, seed=0)
     val_ds = data.make_dataset(val, 96, 64, training=False)
-    calibration = data.representative_images(train, 96, count=200)    # for int8 post-training quantization
+    calibration = data.calibration_images(train, 96, count=200)      # for int8 post-training quantization
 
 Training: random resized crop (area fraction `crop_scale`, aspect ratio 3/4–4/3) and horizontal flip; optional mixup,
 which needs soft labels, so with mixup > 0 the labels are one-hot float32 (batch, classes) — use
@@ -37,11 +37,13 @@ import difflib
 import io
 import os
 import pathlib
+import logging
 import re
-import warnings
 
 import numpy as np
+from PIL import Image
 
+from attendnext_keras._keras import LazyModule
 from attendnext_keras.preprocessing import (DEFAULT_CROP_PCT, IMAGE_EXTENSIONS, image_size_pair, scaled_size,
                                             to_rgb)
 
@@ -53,6 +55,9 @@ TFDS_SHUFFLE_BUFFER = 2048
 # (tests/test_data.py checks each); whatever else Pillow reads is converted up front.
 TF_DECODES_LIKE_PILLOW = {("JPEG", "L"), ("JPEG", "RGB"), ("PNG", "1"), ("PNG", "L"), ("PNG", "LA"), ("PNG", "P"),
                           ("PNG", "RGB"), ("PNG", "RGBA"), ("GIF", "L"), ("GIF", "P"), ("BMP", "L"), ("BMP", "RGB")}
+logger = logging.getLogger(__name__)
+# Deferred: scanning image folders and checking their images work without TensorFlow (seconds to import).
+tf = LazyModule("tensorflow")
 _TFDS_NAME = re.compile(r"[a-z][a-z0-9_]*([/:][\w.*=,+-]+)*")
 
 
@@ -153,8 +158,8 @@ def image_folder(root, split="train") -> ImageSource:
     source.num_examples = len(source.files)
     if source.skipped:
         shown = "; ".join(f"{path} ({reason})" for path, reason in source.skipped[:5])
-        warnings.warn(f"Skipped {len(source.skipped)} of {total} image files in {split_dir}: {shown}"
-                      f"{' ...' if len(source.skipped) > 5 else ''} (all in `source.skipped`).", stacklevel=2)
+        logger.warning("Skipped %d of %d image files in %s: %s%s (all in `source.skipped`).", len(source.skipped),
+                       total, split_dir, shown, " ..." if len(source.skipped) > 5 else "")
     return source
 
 
@@ -182,8 +187,6 @@ def _check_other_splits(root, split_dir, class_names):
 
 def _check_image(path):
     """("ok", None), ("convert", PNG bytes) or ("skip", reason) for one file, from a full decode with Pillow."""
-    from PIL import Image
-
     try:
         with Image.open(path) as image:
             kind = (image.format, image.mode)
@@ -201,7 +204,7 @@ def _check_image(path):
 
 def tfds_source(name, split="train", data_dir=None) -> ImageSource:
     """A TensorFlow Datasets image classification split (downloaded and prepared into `data_dir` if needed)."""
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # deferred: importing TFDS takes seconds and only TFDS sources need it
 
     base = re.split(r"[/:]", name, maxsplit=1)[0]
     known = tfds.list_builders()
@@ -256,8 +259,6 @@ def make_dataset(source, image_size, batch_size, training, seed=None, augment=Tr
         crop_pct: the evaluation center crop (`attendnext_keras.preprocessing`).
         crop_scale: (min, max) area fraction of the random resized crop; (0.08, 1.0) is Inception's and timm's.
     """
-    import tensorflow as tf
-
     if not isinstance(source, ImageSource):
         raise TypeError(f"`source` must be an ImageSource, e.g. data.load_source('default', 'train'). "
                         f"Received: {type(source).__name__}")
@@ -303,10 +304,8 @@ def _offset(seed, k):
 
 def _encoded(source, shuffle, seed):
     """(encoded image bytes, int32 label) per example, shuffled before decoding if `shuffle`."""
-    import tensorflow as tf
-
     if source.tfds_builder is not None:
-        import tensorflow_datasets as tfds
+        import tensorflow_datasets as tfds  # deferred, as in tfds_source
 
         image_key = source.tfds_builder.info.supervised_keys[0]
         ds = source.tfds_builder.as_dataset(  # our decoder, so JPEGs decode as in preprocessing (see decode_image)
@@ -330,8 +329,6 @@ def decode_image(contents):
     JPEG uses the accurate integer IDCT, libjpeg's and Pillow's default: TensorFlow's own default (the fast IDCT)
     is up to 7 levels off Pillow (mean 0.9 on flowers160); the accurate one gives identical pixels.
     """
-    import tensorflow as tf
-
     image = tf.cond(tf.io.is_jpeg(contents),
                     lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
                     lambda: tf.io.decode_image(contents, channels=3, expand_animations=False))
@@ -346,8 +343,6 @@ def eval_transform(image, image_size, crop_pct=DEFAULT_CROP_PCT):
     filter as Pillow's bilinear resize in float mode (1e-3 of a level apart), so no numpy_function is needed and the
     map runs in parallel without the GIL. Clipped like the NumPy path: float weights can overshoot 255 by 1e-4.
     """
-    import tensorflow as tf
-
     target_h, target_w = image_size_pair(image_size)
     scaled_h, scaled_w = scaled_size(image_size, crop_pct)
     shape = tf.shape(image, out_type=tf.int64)
@@ -367,8 +362,6 @@ def train_transform(image, image_size, random, crop_scale=(0.08, 1.0)):
 
     `random` (an int64 scalar) seeds the stateless ops, so the same value gives the same crop and flip.
     """
-    import tensorflow as tf
-
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=tf.stack([random, 1]),
         min_object_covered=0.0, aspect_ratio_range=CROP_ASPECT_RATIO, area_range=crop_scale, max_attempts=10,
@@ -382,8 +375,6 @@ def train_transform(image, image_size, random, crop_scale=(0.08, 1.0)):
 
 def mix_batch(images, labels, num_classes, alpha, random):
     """Mixup (Zhang et al. 2018) of a batch with its reverse, λ ~ Beta(alpha, alpha): labels → soft one-hot."""
-    import tensorflow as tf
-
     gammas = tf.random.stateless_gamma([2], seed=tf.stack([random, 3]), alpha=alpha)
     lam = gammas[0] / tf.maximum(gammas[0] + gammas[1], 1e-12)  # Beta from two Gammas; both can underflow to 0
     one_hot = tf.one_hot(labels, num_classes)
@@ -391,43 +382,110 @@ def mix_batch(images, labels, num_classes, alpha, random):
             lam * one_hot + (1 - lam) * tf.reverse(one_hot, [0]))
 
 
-def representative_images(source_or_dataset, image_size, count=200, seed=0, crop_pct=DEFAULT_CROP_PCT):
-    """float32 (count, height, width, 3) images through the evaluation transform, for int8 calibration.
+def calibration_images(source, image_size, count=200, seed=0, crop_pct=DEFAULT_CROP_PCT, split="train"):
+    """float32 (count, height, width, 3) images through the evaluation transform: the package's one loader of
+    int8 calibration images (export, benchmarks, exploration, the main job).
 
-    An `ImageSource` (or a `load_source` spec, its train split) gives a uniform random sample chosen by `seed`; a
-    tf.data.Dataset of images or (images, labels), batched or not, already at `image_size`, gives its first `count`
-    images, so shuffle it first. Fewer images than `count` available: all of them, with a warning.
+    `source`: an `ImageSource` or a `load_source` spec (its `split`), which gives a uniform random sample chosen by
+    `seed`; a tf.data.Dataset of images or (images, labels), batched or not, already at `image_size`, which gives
+    its first `count` images (shuffle it first); or None, which gives uniform noise in [0, 255] (enough for timing:
+    latency does not depend on the pixels). Fewer images than `count`: all of them, and a logged notice.
     """
-    import tensorflow as tf
-
     size = image_size_pair(image_size)
-    if isinstance(source_or_dataset, (str, os.PathLike)):
-        source_or_dataset = load_source(source_or_dataset, "train")
-    if isinstance(source_or_dataset, ImageSource):
-        source = source_or_dataset
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"`count` must be a positive number of images. Received: count={count!r}")
+    if source is None:
+        return np.random.default_rng(seed).uniform(0, 255, (count, *size, 3)).astype(np.float32)
+    if isinstance(source, (str, os.PathLike)):
+        source = load_source(source, split)
+    if isinstance(source, ImageSource):
         if count > source.num_examples:
-            warnings.warn(f"{source.name}/{source.split} has {source.num_examples} images; all are used instead "
-                          f"of count={count}.", stacklevel=2)
+            logger.warning("%s/%s has %d images; all are used instead of count=%d.", source.name, source.split,
+                           source.num_examples, count)
         ds = _encoded(source, shuffle=True, seed=seed).take(count).map(
             lambda contents, label: eval_transform(decode_image(contents), size, crop_pct),
             num_parallel_calls=tf.data.AUTOTUNE).batch(64)
         return np.concatenate(list(ds.as_numpy_iterator())).astype(np.float32)
-    if not isinstance(source_or_dataset, tf.data.Dataset):
-        raise TypeError(f"`source_or_dataset` must be an ImageSource, a source spec or a tf.data.Dataset. "
-                        f"Received: {type(source_or_dataset).__name__}")
+    if not isinstance(source, tf.data.Dataset):
+        raise TypeError(f"`source` must be None, an ImageSource, a source spec or a tf.data.Dataset. "
+                        f"Received: {type(source).__name__}")
+    return _first_images(source, size, count)
+
+
+def _first_images(dataset, size, count):
     images, total = [], 0
-    for item in source_or_dataset:
+    for item in dataset:
         batch = np.asarray(item[0] if isinstance(item, (tuple, list)) else item, dtype=np.float32)
         batch = batch[None] if batch.ndim == 3 else batch
         if batch.shape[1:] != (*size, 3):
-            raise ValueError(f"Representative images must be {(*size, 3)} (the model input). "
+            raise ValueError(f"Calibration images must be {(*size, 3)} (the model input). "
                              f"Received: an item of shape {batch.shape}")
         images.append(batch[:count - total])
         total += len(images[-1])
         if total >= count:
             break
-    if total < count:
-        warnings.warn(f"The dataset has {total} images; all are used instead of count={count}.", stacklevel=2)
     if not total:
         raise ValueError("The dataset holds no images.")
+    if total < count:
+        logger.warning("The dataset has %d images; all are used instead of count=%d.", total, count)
     return np.concatenate(images)
+
+
+def describe_source(source, split="train") -> str:
+    """A short description of where calibration (or evaluation) images come from."""
+    if source is None:
+        return "uniform random [0, 255] images"
+    if isinstance(source, ImageSource):
+        return f"{source.name}/{source.split}"
+    return f"{os.fspath(source)} ({split})" if isinstance(source, (str, os.PathLike)) else type(source).__name__
+
+
+def check_classes(num_outputs: int, class_names, source: ImageSource, model_label: str = "the model") -> None:
+    """Refuses a model whose outputs (or saved class names, in order) are not the data's classes: evaluating or
+    fine-tuning it would give a silently wrong number."""
+    if num_outputs != source.num_classes:
+        raise ValueError(f"{model_label} has {num_outputs} outputs but {source.name}/{source.split} has "
+                         f"{source.num_classes} classes ({', '.join(source.class_names[:8])}): they do not match.")
+    if class_names is not None and list(class_names) != list(source.class_names):
+        raise ValueError(f"{model_label} was trained on classes {list(class_names)[:8]} but {source.name}/"
+                         f"{source.split} has {source.class_names[:8]} (names or order differ).")
+
+
+def load_splits(source="default", train_split="train", val_split="val", data_dir=None):
+    """(train, held-out) ImageSources of one data set, which must have the same classes in the same order."""
+    train = load_source(source, train_split, data_dir)
+    val = load_source(source, val_split, data_dir)
+    if train.class_names != val.class_names:
+        raise ValueError(f"The {train_split} and {val_split} splits have different classes: {train.class_names} vs "
+                         f"{val.class_names}")
+    return train, val
+
+
+def holdout_split(source: ImageSource, seed: int = 0):
+    """(selection, test): one split of an image folder halved, deterministically and stratified by class, so that
+    early stopping and every choice use the selection half and the test half is only ever reported. Each class
+    contributes half its images (the odd one to selection), drawn by `seed` from its sorted file list."""
+    if source.tfds_builder is not None:
+        raise ValueError(f"Halving a TFDS split is not supported ({source.name}/{source.split}); give a separate test "
+                         f"split instead (e.g. test_split='test').")
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(source.labels)
+    selection, test = [], []
+    for label, name in enumerate(source.class_names):
+        members = np.flatnonzero(labels == label)
+        if len(members) < 2:
+            raise ValueError(f"{source.name}/{source.split} has {len(members)} image(s) of class '{name}': at least "
+                             f"2 per class are needed to halve it into selection and test parts.")
+        members = members[rng.permutation(len(members))]
+        half = (len(members) + 1) // 2
+        selection.extend(members[:half].tolist())
+        test.extend(members[half:].tolist())
+    return (_subset(source, sorted(selection), f"{source.split}[selection]"),
+            _subset(source, sorted(test), f"{source.split}[test]"))
+
+
+def _subset(source: ImageSource, indices, split) -> ImageSource:
+    files = [source.files[i] for i in indices]
+    return dataclasses.replace(source, split=split, num_examples=len(files), files=files,
+                               labels=[source.labels[i] for i in indices], skipped=[],
+                               converted={f: source.converted[f] for f in files if f in source.converted})

@@ -247,31 +247,3 @@ def feature_info(spec) -> list:
         widths = outs
         info.append(dict(num_chs=sum(widths), reduction=stride, name=f"stage{i}"))
     return info
-
-
-def load_model(path):
-    """Loads a saved model with AttendNeXt's layers registered: `.keras` (Keras 3) or `.h5` (tf-keras, including
-    quantization-aware models, loaded inside quantize_scope()). Errors name the file."""
-    import contextlib
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Model file '{path}' does not exist.")
-    if path.endswith(".keras"):
-        from attendnext_keras import layers
-
-        layers.for_flavour("keras")  # defines and registers our layer classes
-        loader = _keras.get_keras("keras").models.load_model
-        scope = contextlib.nullcontext()
-    elif path.endswith(".h5"):
-        from attendnext_keras.quantization import quantize_scope
-
-        loader = _keras.get_keras("tf_keras").models.load_model
-        scope = quantize_scope()
-    else:
-        raise ValueError(f"Model files are .keras (Keras 3) or .h5 (tf-keras, QAT). Received: {path}")
-    try:
-        with scope:
-            return loader(path)
-    except (ValueError, OSError, TypeError, KeyError) as error:
-        raise ValueError(f"Cannot load '{path}' as a model: {str(error).splitlines()[0]}") from error

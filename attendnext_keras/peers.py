@@ -5,9 +5,8 @@ inference-time, re-parameterised form) and FBNet-C are rebuilt here from their p
 authors' reference code where a table leaves a detail open). They are for latency and size only: random weights,
 parameter counts within 5 % of the published figures (`PUBLISHED_PARAMS`, checked in tests/test_peers.py).
 
-    from attendnext_keras.peers import PEERS, MobileViTXS
-    model = PEERS["mobilevit_xs"]((224, 224, 3), 1000)        # logits
-    model = MobileViTXS()                                     # softmax, like keras.applications
+    model = attendnext_keras.create_model("mobilevit_xs")       # logits, via the registry
+    model = attendnext_keras.peers.MobileViTXS()                # softmax, like keras.applications
 
 Every peer takes float pixels in [0, 255] and rescales them inside the model (Rescaling(1/127.5, offset=-1) for
 the rebuilt ones, as keras.applications' MobileNetV3 with include_preprocessing), so the benchmark feeds them all the
@@ -23,6 +22,8 @@ Importing this module imports neither Keras nor TensorFlow.
 """
 
 from __future__ import annotations
+
+from attendnext_keras import _keras as flavours
 
 # --------------------------------------------------------------------------------------------------------------------
 # Architecture tables
@@ -147,8 +148,6 @@ peer_info = {
 
 
 def _keras():
-    from attendnext_keras import _keras as flavours
-
     return flavours.get_keras("keras")
 
 
@@ -353,49 +352,31 @@ def FBNetC(input_shape=(224, 224, 3), classes=1000, classifier_activation="softm
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Registry: name → builder(input_shape, classes) → float Keras 3 model with logits, taking [0, 255] pixels
+# keras.applications peers: float Keras 3 models with logits, taking [0, 255] pixels (the registry's builders)
 
 
-def _mobilenet_v3_large(input_shape=(224, 224, 3), classes=1000):
-    return _keras().applications.MobileNetV3Large(input_shape=tuple(input_shape), weights=None, classes=classes,
-                                                  classifier_activation=None, include_preprocessing=True,
-                                                  name="mobilenet_v3_large")
+def mobilenet_v3(size="large", input_shape=(224, 224, 3), classes=1000, classifier_activation=None, alpha=1.0,
+                 name=None):
+    """keras.applications' MobileNetV3Large/Small (random weights, include_preprocessing=True)."""
+    K = _keras()
+    builder = {"large": K.applications.MobileNetV3Large, "small": K.applications.MobileNetV3Small}[size]
+    return builder(input_shape=tuple(input_shape), alpha=alpha, weights=None, classes=classes,
+                   classifier_activation=classifier_activation, include_preprocessing=True,
+                   name=name or f"mobilenet_v3_{size}")
 
 
-def _mobilenet_v3_small(input_shape=(224, 224, 3), classes=1000):
-    return _keras().applications.MobileNetV3Small(input_shape=tuple(input_shape), weights=None, classes=classes,
-                                                  classifier_activation=None, include_preprocessing=True,
-                                                  name="mobilenet_v3_small")
-
-
-def _mobilenet_v2(input_shape=(224, 224, 3), classes=1000):
+def mobilenet_v2(input_shape=(224, 224, 3), classes=1000, classifier_activation=None, alpha=1.0, name=None):
+    """keras.applications' MobileNetV2 (random weights) behind a Rescaling, so it takes [0, 255] pixels."""
     K = _keras()
     image = K.Input(shape=tuple(input_shape), name="image")
     x = K.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescaling")(image)  # MobileNetV2 expects [-1, 1]
-    base = K.applications.MobileNetV2(input_tensor=x, weights=None, classes=classes, classifier_activation=None)
-    return K.Model(image, base.output, name="mobilenet_v2")  # the same layers, with one input rather than a list
+    base = K.applications.MobileNetV2(input_tensor=x, alpha=alpha, weights=None, classes=classes,
+                                      classifier_activation=classifier_activation)
+    return K.Model(image, base.output, name=name or "mobilenet_v2")  # the same layers, with one input
 
 
-def _efficientnet_b0(input_shape=(224, 224, 3), classes=1000):
+def efficientnet_b0(input_shape=(224, 224, 3), classes=1000, classifier_activation=None, name=None):
+    """keras.applications' EfficientNetB0 (random weights; it rescales [0, 255] pixels itself)."""
     return _keras().applications.EfficientNetB0(input_shape=tuple(input_shape), weights=None, classes=classes,
-                                                classifier_activation=None, name="efficientnet_b0")
-
-
-def _logits(builder):
-    def build(input_shape=(224, 224, 3), classes=1000):
-        return builder(input_shape=input_shape, classes=classes, classifier_activation=None)
-
-    build.__name__ = build.__qualname__ = builder.__name__
-    build.__doc__ = builder.__doc__
-    return build
-
-
-PEERS = {
-    "mobilenet_v3_large": _mobilenet_v3_large,
-    "mobilenet_v3_small": _mobilenet_v3_small,
-    "mobilenet_v2": _mobilenet_v2,
-    "efficientnet_b0": _efficientnet_b0,
-    "mobilevit_xs": _logits(MobileViTXS),
-    "mobileone_s1": _logits(MobileOneS1),
-    "fbnet_c": _logits(FBNetC),
-}
+                                                classifier_activation=classifier_activation,
+                                                name=name or "efficientnet_b0")

@@ -82,7 +82,11 @@ def to_rgb(image) -> np.ndarray:
     if array.dtype == np.uint16:
         array = array >> 8
     elif array.dtype != np.uint8:
-        array = np.round(np.clip(array.astype(np.float64), 0, 255))
+        array = array.astype(np.float64)
+        if not np.isfinite(array).all():
+            raise ValueError(f"An image array holds non-finite pixel values (NaN or infinity): "
+                             f"{int((~np.isfinite(array)).sum())} of {array.size}.")
+        array = np.round(np.clip(array, 0, 255))
     array = array.astype(np.uint8)
     return _grey_to_rgb(array) if array.ndim == 2 else array
 

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+from attendnext_keras import _io
 from attendnext_keras.layers.dcac import check_condenser_args
 
 BLOCK_KINDS = ("conv", "dwsep", "dcac")
@@ -200,26 +202,13 @@ def _from_plain(cls, values, where):
 def save_spec(spec: ModelSpec, path) -> str:
     """Writes a spec as JSON (`ModelSpec.to_dict`); `load_spec(path)` gives it back and `AttendNeXt(spec=...)` builds
     it. Returns the path."""
-    import json
-
-    from attendnext_keras.conversion import write_atomic
-
-    return write_atomic(path, (json.dumps(get_spec(spec).to_dict(), indent=1) + "\n").encode("utf-8"))
+    return _io.write_json(path, get_spec(spec).to_dict())
 
 
 def load_spec(path) -> ModelSpec:
     """The ModelSpec in a JSON file written by `save_spec` (or by `attendnext explore`)."""
-    import json
-    import os
-
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Spec file '{path}' does not exist.")
-    with open(path, encoding="utf-8") as f:
-        try:
-            values = json.load(f)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"Spec file '{path}' is not valid JSON: {error}") from error
+    values = _io.read_json(path, "Spec file")
     try:
         return ModelSpec.from_dict(values)
     except (TypeError, ValueError) as error:

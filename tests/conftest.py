@@ -3,6 +3,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import fcntl  # noqa: E402
 import pathlib  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -43,3 +44,29 @@ def _seed_each_module():
     import keras
 
     keras.utils.set_random_seed(0)
+
+
+TRAINED_EPOCHS, TRAINED_SIZE = 12, 32
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """The main job on the embedded photographs at 32 px (12 float epochs, 2 QAT epochs, seed 0): a trained model
+    whose outputs depend on the image, with its float32/int8 exports, TFLM comparison on 64 held-out images, C
+    sources and summary. Run once per test session: xdist workers share it through a file lock."""
+    from attendnext_keras.config import BenchmarkConfig, MicroConfig, ModelConfig, QATConfig, RunConfig, TrainConfig
+    from attendnext_keras.pipeline import run
+
+    root = tmp_path_factory.getbasetemp()
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if uid:  # every worker's basetemp sits in one folder per test run
+        root = root.parent / f"trained-{uid}"
+    root.mkdir(exist_ok=True)
+    out = root / "run"
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "summary.json").exists():
+            run(RunConfig(out_dir=str(out), model=ModelConfig(name="attendnext_micro", input_size=TRAINED_SIZE),
+                          train=TrainConfig(epochs=TRAINED_EPOCHS), qat=QATConfig(epochs=2), micro=MicroConfig(images=64),
+                          benchmark=BenchmarkConfig(runs=5, threads=(1,))), verbose=0)
+    return out

@@ -1,4 +1,5 @@
-"""The peer benchmark (attendnext_keras.benchmark, benchmarks/bench_peers.py) end to end on tiny settings.
+"""The peer benchmark (attendnext_keras.experiments.benchmark and benchmark_report; `attendnext benchmark`) end to
+end on tiny settings.
 
 One run (AttendNeXt micro and MobileOne-S1, the quickest peer to convert, at 64 px, 10 classes, 5 timed runs,
 1 thread; MobileOne-S1 as the reference) feeds every test of the report; the verdict logic and the Pareto front are
@@ -7,12 +8,13 @@ also checked on hand-made numbers.
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO
+from attendnext_keras import registry
+from attendnext_keras.cli import main
+from attendnext_keras.config import BenchmarkConfig
+from attendnext_keras.experiments import benchmark, benchmark_report
 
 MODELS = ["attendnext_micro", "mobileone_s1"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -20,26 +22,23 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from attendnext_keras import benchmark
-
     out = tmp_path_factory.mktemp("bench")
-    result = benchmark.run_benchmark(MODELS, runs=5, threads=(1,), input_size=64, classes=10, warmup=2,
-                                     calibration_count=4, references=("mobileone_s1",), out_dir=out / "plain",
-                                     log=None)
-    plain = benchmark.write_reports(result)
+    config = BenchmarkConfig(models=tuple(MODELS), runs=5, threads=(1,), input_size=64, classes=10, warmup=2,
+                             calibration_images=4)
+    result = benchmark.run_benchmark(config, references=("mobileone_s1",), out_dir=out / "plain")
+    plain = benchmark_report.write_reports(result)
     accuracies = out / "accuracies.json"
     accuracies.write_text(json.dumps({"attendnext_micro": 0.61, "mobileone_s1": {"top1": 0.58}, "not_run": 0.5}))
-    with_acc = benchmark.write_reports(result, out / "acc", accuracies=accuracies)
+    with_acc = benchmark_report.write_reports(result, out / "acc", accuracies=accuracies)
     return result, plain, with_acc
 
 
 def test_json_has_every_field_with_sane_numbers(run):
-    from attendnext_keras.benchmark import FORMATS
-
+    FORMATS = benchmark.FORMATS
     result, plain, _ = run
     data = json.loads(open(plain["json"]).read())
     assert list(data["models"]) == MODELS
-    for key in ("platform", "cpu_model", "cpu_count", "date", "command"):
+    for key in ("platform", "cpu_model", "cpu_count", "date", "command", "cpu_flags", "load_average"):
         assert data["machine"][key], key
     assert data["machine"]["versions"]["tensorflow"] and data["machine"]["versions"]["ai-edge-litert"]
     assert data["settings"]["threads"] == [1] and data["settings"]["runs"] == 5
@@ -83,8 +82,7 @@ def test_ratios_are_latency_and_size_quotients(run):
 
 
 def test_markdown_has_a_row_per_model_and_the_verdicts(run):
-    from attendnext_keras.benchmark import DISPLAY_NAMES
-
+    DISPLAY_NAMES = {name: registry.display_name(name) for name in MODELS}
     result, plain, _ = run
     md = open(plain["md"]).read()
     for name in MODELS:
@@ -97,8 +95,9 @@ def test_markdown_has_a_row_per_model_and_the_verdicts(run):
     assert "## Relative to MobileOne-S1" in md
     slowest = max(MODELS, key=lambda n: result["models"][n]["best"]["1"]["median"])
     assert f"throughput relative to **{DISPLAY_NAMES[slowest]}** (the slowest model" in md
-    assert "Pareto plot (accuracy against latency) skipped: no accuracies given" in md
-    assert result["machine"]["cpu_model"] in md
+    assert "Accuracy–latency plot skipped: no accuracies given" in md
+    assert result["machine"]["cpu_model"] in md and result["machine"]["command"] in md
+    assert "not a comparison at equal accuracy" in md
 
 
 def test_plots_are_png_files_and_pareto_needs_accuracies(run):
@@ -115,40 +114,32 @@ def test_plots_are_png_files_and_pareto_needs_accuracies(run):
 
 
 def test_reports_can_be_rewritten_from_the_json_with_accuracies(run, tmp_path):
-    import argparse
-
-    from attendnext_keras import benchmark
-
     _, plain, _ = run
     accuracies = tmp_path / "acc.json"
     accuracies.write_text(json.dumps({"attendnext_micro": 55.0}))
-    args = benchmark.add_arguments(argparse.ArgumentParser()).parse_args(
-        ["--from-json", plain["json"], "--accuracies", str(accuracies), "--out", str(tmp_path / "again")])
-    paths = benchmark.run_from_args(args)
-    assert set(paths) == {"json", "md", "png", "pareto"}
-    assert open(paths["pareto"], "rb").read(8) == PNG_MAGIC
-    again = json.loads(open(paths["json"]).read())
+    assert main(["benchmark", "--from-json", plain["json"], "--accuracies", str(accuracies),
+                 "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "peers.json").read_text())
+    assert (tmp_path / "again" / "pareto.png").read_bytes()[:8] == PNG_MAGIC
     assert again["accuracies"] == {"attendnext_micro": 55.0}
     assert again["models"] == json.loads(open(plain["json"]).read())["models"]
 
 
 def test_unknown_model_names_are_refused_before_anything_runs():
-    from attendnext_keras import benchmark
-
-    with pytest.raises(ValueError, match=r"Unknown model name\(s\) \['resnet50'\]\. Known models: .*attendnext_base"):
-        benchmark.run_benchmark(["attendnext_micro", "resnet50"], runs=5)
-    assert benchmark.resolve_models(None) == benchmark.known_models()
+    with pytest.raises(ValueError, match=r"Unknown model 'resnet50'\. Known models: attendnext_base"):
+        benchmark.run_benchmark(BenchmarkConfig(models=("attendnext_micro", "resnet50"), runs=5))
+    assert benchmark.resolve_models(None) == registry.list_models()
     assert benchmark.resolve_models(["fbnet_c", "fbnet_c", "attendnext_base"]) == ["fbnet_c", "attendnext_base"]
-    assert len(benchmark.known_models()) == 10
     assert benchmark.model_input_size("attendnext_micro") == 96
     assert benchmark.model_input_size("attendnext_small") == 224
+    assert benchmark.model_input_size("mobilenet_v3_small_075") == 224
     assert benchmark.model_input_size("attendnext_micro", 64) == 64
     with pytest.raises(ValueError, match="Accuracy of .fbnet_c. must be a number"):
         benchmark.load_accuracies({"fbnet_c": "high"})
 
 
 def test_verdicts_and_pareto_front_on_given_numbers():
-    from attendnext_keras.benchmark import _pareto_front, evaluate_claims
+    from attendnext_keras.experiments.reports import latency_accuracy_front
 
     def speed(best):
         return {t: {"best": v, "float32": v, "int8": v} for t, v in best.items()}
@@ -157,54 +148,20 @@ def test_verdicts_and_pareto_front_on_given_numbers():
         "mobilenet_v3_large": {"speedup": speed({"1": 6.5, "2": 5.0}), "params_ratio": 2.1},
         "fbnet_c": {"speedup": speed({"1": 11.0, "2": 10.5}), "params_ratio": 2.0},
         "mobilevit_xs": {"speedup": speed({"1": 3.0, "2": 2.0}), "params_ratio": 0.9}}}}
-    verdicts = {(c["peer"], c["kind"]): c["verdict"] for c in evaluate_claims(result)}
+    verdicts = {(c["peer"], c["kind"]): c["verdict"] for c in benchmark.evaluate_claims(result)}
     assert verdicts[("mobilenet_v3_large", "speed")] == "holds at 1 thread(s) only"
     assert verdicts[("fbnet_c", "speed")] == "holds"
     assert verdicts[("mobilevit_xs", "speed")] == "does not hold yet"
     assert verdicts[("mobilenet_v3_large", "size")] == "holds"
     assert verdicts[("mobileone_s1", "speed")] == "not measured (peer not in this run)"
     # (latency, accuracy): the 2nd is slower and worse than the 1st; the 4th is the fastest.
-    assert sorted(_pareto_front([(1.0, 70), (2.0, 65), (3.0, 75), (0.5, 60)])) == [0, 2, 3]
+    assert latency_accuracy_front([(1.0, 70), (2.0, 65), (3.0, 75), (0.5, 60)]) == [3, 0, 2]
 
 
-def test_one_export_for_several_formats_gives_to_tflite_s_models():
-    """`to_tflite_formats` (one SavedModel export, then a converter per mode) gives `to_tflite`'s flatbuffers: the
-    same bytes but for the source model type in the conversion metadata."""
-    import keras
-    import numpy as np
-
-    from attendnext_keras.conversion import to_tflite, to_tflite_formats
-
-    inputs = keras.Input((16, 16, 3))
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
-    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
-    outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x))
-    model = keras.Model(inputs, outputs)
-    images = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
-    both = to_tflite_formats(model, ["float32", "int8-ptq"], representative_data=[images])
-    for mode in ("float32", "int8-ptq"):
-        single = to_tflite(model, mode, representative_data=[images])
-        assert len(both[mode]) == len(single)
-        assert sum(a != b for a, b in zip(both[mode], single)) <= 1, mode
-    with pytest.raises(ValueError, match="representative_data"):
-        to_tflite_formats(model, ["float32", "int8-ptq"])
-
-
-def test_calibration_images_come_from_a_data_folder():
-    from attendnext_keras.benchmark import calibration_images
-
-    images, source = calibration_images(32, "default", count=3)
-    assert images.shape == (3, 32, 32, 3) and 0 <= images.min() and images.max() <= 255
-    assert "flowers_mini/val" in source
-    noise, source = calibration_images(32, None, count=2)
-    assert noise.shape == (2, 32, 32, 3) and "random uniform" in source
-
-
-def test_script_help_explains_every_flag():
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_peers.py"), "--help"],
-                         capture_output=True, text=True, check=True, cwd=REPO).stdout
+def test_cli_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--help"])
+    out = capsys.readouterr().out
     for flag in ("--models", "--runs", "--threads", "--warmup", "--block", "--input-size", "--data", "--accuracies",
-                 "--out", "--classes", "--calibration-count", "--list", "--quiet", "--from-json"):
+                 "--out", "--classes", "--calibration-count", "--list", "--from-json", "--config"):
         assert flag in out
-    assert "FBNet-C" in out and "pareto.png" in out

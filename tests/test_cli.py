@@ -1,15 +1,26 @@
-"""The `attendnext` command line: happy paths on tiny settings and one-line errors."""
+"""The `attendnext` command line: every command on tiny settings, output fit for people, one-line errors."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 
-from attendnext_keras.cli import main
+import pytest
+
+from attendnext_keras.cli import build_parser, main
+from conftest import REPO
+
+FLOWERS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 
 
-def test_variants(capsys):
-    assert main(["variants"]) == 0
+def test_models_lists_the_registry(capsys):
+    assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in ("base", "small", "micro"))
+    assert all(name in out for name in ("attendnext_base", "attendnext_micro", "mobilenet_v3_large_075",
+                                        "mobilenet_v2_035", "fbnet_c"))
+    assert main(["models", "attendnext*", "-v"]) == 0
+    assert "stage4" in capsys.readouterr().out
 
 
 def test_profile_json_reflects_flags(capsys):
@@ -17,6 +28,8 @@ def test_profile_json_reflects_flags(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["layers"][-1]["name"] == "predictions" and result["params"] > 0
     assert result["groups"]["head"]["macs"] == 112 * 5  # GAP → Dense(5) on 112 channels
+    assert main(["profile", "--arch", "mobilenet_v3_small_075", "--input-size", "96", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == 2_051_552
 
 
 def test_profile_table_shows_the_built_spec(capsys):
@@ -25,67 +38,48 @@ def test_profile_table_shows_the_built_spec(capsys):
     assert "input 64×64" in out and "width ×0.6" in out and "total" in out
 
 
-def test_bad_input_size_is_a_one_line_error(capsys):
-    assert main(["profile", "--variant", "micro", "--input-size", "100"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("attendnext profile: error:") and "multiples of 32" in err and "Traceback" not in err
+def test_tensorflow_start_up_noise_is_hidden():
+    done = subprocess.run([sys.executable, "-m", "attendnext_keras.cli", "profile", "--variant", "micro",
+                           "--input-size", "64"], capture_output=True, text=True, cwd=REPO,
+                          env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert done.returncode == 0 and "total" in done.stdout
+    for noise in ("oneDNN", "cuda", "cuInit", "absl"):
+        assert noise not in done.stderr, done.stderr
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The main job and the commands that use its outputs (one tiny run shared by the module)
-
-import os  # noqa: E402
-
-import pytest  # noqa: E402
+# Commands on the trained run (conftest.trained_run)
 
 
-@pytest.fixture(scope="module")
-def main_job(tmp_path_factory):
-    out = tmp_path_factory.mktemp("main")
-    code = main(["run", "--epochs", "1", "--qat-epochs", "1", "--input-size", "32", "--runs", "5", "--out", str(out)])
-    assert code == 0
-    return out
-
-
-def test_run_writes_every_artefact_and_a_summary(main_job):
-    files = set(os.listdir(main_job))
-    assert {"model_float32.tflite", "model_float32.json", "model_int8.tflite", "model_int8.json", "float", "qat",
-            "tflite", "summary.json", "summary.md", "class_names.json"} <= files
-    summary = json.loads((main_job / "summary.json").read_text())
-    formats = [row["format"] for row in summary["rows"]]
-    assert formats == ["Keras float32", "Keras QAT (fake-quant)", "TFLite float32", "TFLite int8 (QAT)",
-                       "TFLite int8 on TFLM"]
-    assert all(row["examples"] == 100 and 0 <= row["top1"] <= 1 for row in summary["rows"])
-    int8 = summary["rows"][3]
-    assert int8["partitions"] == 1 and summary["int8_report"]["fully_int8"]
-    assert summary["micro"]["arena_bytes"] > 0 and summary["micro"]["max_lsb_vs_litert_reference"] <= 8
-    assert summary["micro"]["top1_agreement"] >= 0.875
-    assert "| TFLite int8 on TFLM |" in (main_job / "summary.md").read_text()
-    assert sorted(os.listdir(main_job / "tflite")) == ["attendnext_model.cc", "attendnext_model.h",
-                                                       "attendnext_model_op_resolver.h"]
-
-
-def test_evaluate_keras_and_tflite(main_job, capsys):
-    assert main(["evaluate", "--model", str(main_job / "float" / "final.keras"), "--json"]) == 0
+def test_evaluate_keras_and_tflite(trained_run, capsys):
+    assert main(["evaluate", "--model", str(trained_run / "float" / "final.keras"), "--json"]) == 0
     keras_result = json.loads(capsys.readouterr().out)
-    assert main(["evaluate", "--model", str(main_job / "model_float32.tflite"), "--json"]) == 0
+    assert main(["evaluate", "--model", str(trained_run / "model_float32.tflite"), "--json"]) == 0
     tflite_result = json.loads(capsys.readouterr().out)
     assert keras_result["examples"] == tflite_result["examples"] == 100
     assert abs(keras_result["top1"] - tflite_result["top1"]) <= 0.02  # same pixels, float32 kernels
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert keras_result["top1"] == pytest.approx(summary["rows"][0]["top1"])
 
 
-def test_predict_prints_labels(main_job, capsys):
+def test_predict_prints_labels_and_skips_a_bad_file(trained_run, tmp_path, capsys):
     from attendnext_keras.data import default_data_dir
 
     image = str(sorted((default_data_dir() / "val" / "roses").glob("*.jpg"))[0])
-    assert main(["predict", image, "--model", str(main_job / "model_int8.tflite"), "--top-k", "2", "--json"]) == 0
+    assert main(["predict", image, "--model", str(trained_run / "model_int8.tflite"), "--top-k", "2", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert len(result) == 1 and len(result[0]["predictions"]) == 2
-    assert {p["label"] for p in result[0]["predictions"]} <= {"daisy", "dandelion", "roses", "sunflowers", "tulips"}
+    assert {p["label"] for p in result[0]["predictions"]} <= set(FLOWERS)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    assert main(["predict", str(bad), image, "--model", str(trained_run / "model_int8.tflite")]) == 2
+    captured = capsys.readouterr()
+    assert "roses" in captured.out or "daisy" in captured.out or image in captured.out  # the good image still ran
+    assert f"skipped {bad}" in captured.err and "1 of 2 image(s) could not be read" in captured.err
 
 
-def test_micro_writes_c_sources(main_job, tmp_path, capsys):
-    assert main(["micro", "--model", str(main_job / "model_int8.tflite"), "--images", "4",
+def test_micro_writes_c_sources(trained_run, tmp_path, capsys):
+    assert main(["micro", "--model", str(trained_run / "model_int8.tflite"), "--images", "8",
                  "--out-dir", str(tmp_path), "--name", "flowers", "--per-op"]) == 0
     out = capsys.readouterr().out
     assert "TFLite Micro arena:" in out and "top-1 agreement" in out
@@ -93,13 +87,85 @@ def test_micro_writes_c_sources(main_job, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["flowers.cc", "flowers.h", "flowers_op_resolver.h"]
 
 
-def test_export_int8_ptq_from_the_trained_model(main_job, tmp_path, capsys):
+def test_export_int8_ptq_from_the_trained_model(trained_run, tmp_path, capsys):
     target = tmp_path / "ptq.tflite"
-    assert main(["export", "--model", str(main_job / "float" / "final.keras"), "--mode", "int8-ptq",
+    assert main(["export", "--model", str(trained_run / "float" / "final.keras"), "--mode", "int8-ptq",
                  "--data", "default", "--calibration-images", "16", "--out", str(target)]) == 0
     assert "XNNPACK partitions: 1" in capsys.readouterr().out
     meta = json.loads((tmp_path / "ptq.json").read_text())
-    assert meta["class_names"] == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]  # from class_names.json
+    assert meta["class_names"] == FLOWERS  # from class_names.json beside the run
+
+
+def _three_class_folder(tmp_path, names=("daisy", "roses", "tulips")):
+    from attendnext_keras.data import default_data_dir
+
+    for split in ("train", "val"):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True)
+            source = sorted((default_data_dir() / split / "daisy").glob("*.jpg"))[:3]
+            for path in source:
+                (tmp_path / split / name / path.name).write_bytes(path.read_bytes())
+    return tmp_path
+
+
+def test_models_and_data_with_other_classes_are_refused(trained_run, tmp_path, capsys):
+    folder = str(_three_class_folder(tmp_path / "three"))
+    for model in ("float/final.keras", "model_int8.tflite"):
+        assert main(["evaluate", "--model", str(trained_run / model), "--data", folder]) == 2
+        err = capsys.readouterr().err
+        assert "has 5 outputs but three/val has 3 classes" in err and len(err.strip().splitlines()) == 1
+    renamed = str(_three_class_folder(tmp_path / "renamed", ("a", "b", "c", "d", "e")))
+    assert main(["evaluate", "--model", str(trained_run / "model_int8.tflite"), "--data", renamed]) == 2
+    assert "names or order differ" in capsys.readouterr().err
+    assert main(["qat", "--model", str(trained_run / "float" / "final.keras"), "--data", folder, "--epochs", "1",
+                 "--out", str(tmp_path / "q")]) == 2
+    assert "has 5 outputs but three/train has 3 classes" in capsys.readouterr().err
+    assert not (tmp_path / "q").exists()
+
+
+def test_train_qat_export_chain(tmp_path, capsys):
+    float_dir, qat_dir = tmp_path / "float", tmp_path / "qat"
+    assert main(["train", "--data", "default", "--input-size", "32", "--epochs", "1", "--batch-size", "50",
+                 "--out", str(float_dir)]) == 0
+    assert "val top-1" in capsys.readouterr().out
+    assert {"final.keras", "best.keras", "class_names.json", "metrics.csv", "checkpoints", "config.json"} <= set(
+        os.listdir(float_dir))
+
+    # Resuming a finished run trains nothing more and keeps the checkpoint's epoch.
+    assert main(["train", "--data", "default", "--input-size", "32", "--epochs", "1", "--batch-size", "50",
+                 "--out", str(float_dir), "--resume"]) == 0
+    assert "Resuming from" in capsys.readouterr().err
+
+    # A checkpoint from another model is refused in one line.
+    assert main(["train", "--data", "default", "--variant", "small", "--input-size", "32", "--epochs", "1",
+                 "--out", str(float_dir), "--resume"]) == 2
+    assert "does not fit this model" in capsys.readouterr().err
+
+    assert main(["qat", "--model", str(float_dir / "final.keras"), "--data", "default", "--epochs", "1",
+                 "--batch-size", "50", "--out", str(qat_dir)]) == 0
+    assert "QAT model:" in capsys.readouterr().out
+    assert (qat_dir / "final.h5").exists()
+
+    target = tmp_path / "m.tflite"
+    assert main(["export", "--model", str(qat_dir / "final.h5"), "--mode", "int8", "--out", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "float activation tensors: 0; float ops: 0" in out and "XNNPACK partitions: 1" in out
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["class_names"] == FLOWERS and meta["fully_int8"]
+
+
+def test_run_takes_a_config_file_and_flags_override_it(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"steps: [train, export, evaluate]\nout_dir: {tmp_path / 'out'}\nmodel: {{input_size: 32}}\n"
+                      "train: {epochs: 1}\nexport: {modes: [float32]}\n")
+    assert main(["run", "--config", str(config), "--batch-size", "50"]) == 0
+    assert "| TFLite float32 |" in capsys.readouterr().out
+    saved = (tmp_path / "out" / "config.yaml").read_text()
+    assert "batch_size: 50" in saved and "epochs: 1" in saved
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Mistakes: one line, exit 2
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -108,35 +174,53 @@ def test_export_int8_ptq_from_the_trained_model(main_job, tmp_path, capsys):
     (["predict", "x.jpg", "--model", "missing.tflite"], "missing.tflite"),
     (["train", "--data", "/no/such/folder", "--epochs", "1"], "/no/such/folder"),
     (["train", "--variant", "micro", "--input-size", "100"], "multiples of 32"),
+    (["train", "--input-size", "0"], "model.input_size: must be a positive number of pixels, got 0"),
+    (["train", "--lr", "nan"], "train.learning_rate: expected a finite number, got nan"),
+    (["train", "--variant", "huge"], "Unknown model 'huge'"),
     (["run", "--data", "tfds:no_such_dataset_xyz"], "no_such_dataset_xyz"),
+    (["profile", "--variant", "micro", "--input-size", "100"], "multiples of 32"),
+    (["explore", "--storage", "bogus", "--trials", "0"], "--storage must be a database URL"),
+    (["micro", "--model", "m.tflite", "--images", "0"], "micro.images: must be at least 1, got 0"),
 ])
 def test_user_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"attendnext {argv[0]}: error:") and message in err
+    assert err.startswith(f"attendnext {argv[0]}: ") and message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_wrong_variant_name_is_refused_by_argparse(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--variant", "huge"])
-    assert exit_info.value.code == 2 and "invalid choice: 'huge'" in capsys.readouterr().err
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  learning_rate: '0.01'\n", "train.learning_rate: expected a number, got '0.01'"),
+    ("train: [oops\n", "is not valid YAML"),
+    ("train:\n  seed: abc\n", "train.seed: expected an integer, got 'abc'"),
+    ("trian: {}\n", "trian: unknown key; did you mean 'train'?"),
+])
+def test_bad_config_files_are_one_line(tmp_path, text, message, capsys):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    assert main(["train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("attendnext train: config error:") and str(path) in err and message in err
+    assert len(err.strip().splitlines()) == 1
 
 
-def test_export_refuses_a_file_that_is_not_a_model(tmp_path, capsys):
-    bogus = tmp_path / "model.keras"
-    bogus.write_bytes(b"not a zip file")
-    assert main(["export", "--model", str(bogus), "--out", str(tmp_path / "m.tflite")]) == 2
-    assert "Cannot load" in capsys.readouterr().err
-    assert sorted(os.listdir(tmp_path)) == ["model.keras"]
+def test_files_that_are_not_what_they_claim(tmp_path, capsys):
+    text = tmp_path / "model.keras"
+    text.write_text("not a zip file")
+    assert main(["export", "--model", str(text), "--out", str(tmp_path / "m.tflite")]) == 2
+    assert "is not a Keras model: a .keras file is a zip archive" in capsys.readouterr().err
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert main(["micro", "--model", str(text), "--out-dir", str(afile)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["afile.txt", "model.keras"]
 
 
 def test_every_flag_has_help():
-    from attendnext_keras.cli import build_parser
-
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command").choices
-    assert {"run", "train", "qat", "export", "evaluate", "predict", "profile", "benchmark", "micro"} <= set(subparsers)
+    assert {"run", "train", "qat", "export", "evaluate", "predict", "profile", "benchmark", "micro", "explore",
+            "models"} <= set(subparsers)
     for name, sub in subparsers.items():
         for action in sub._actions:
             if action.dest != "help":

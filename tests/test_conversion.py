@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import attendnext_keras as an
-from attendnext_keras.conversion import to_tflite, write_atomic
-from attendnext_keras.micro import MicroRunner
-from attendnext_keras.runtime import delegation_report, load_interpreter, quantize_input, weight_bytes
+from attendnext_keras.deploy.conversion import to_tflite
+from attendnext_keras.deploy.litert import delegation_report, load_interpreter, quantize_input, weight_bytes
+from attendnext_keras.deploy.micro import MicroRunner
 
 KB = 1024
 
@@ -132,17 +132,6 @@ def test_micro_runner_checks_its_input(micro_int8):
         MicroRunner(micro_int8).run(np.zeros((1, 96, 96, 3), np.float32))
 
 
-def test_atomic_write_leaves_no_partial_file(tmp_path):
-    target = tmp_path / "model.tflite"
-    with pytest.raises(TypeError):
-        write_atomic(target, "not bytes")
-    assert list(tmp_path.iterdir()) == []
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        write_atomic(tmp_path / "missing" / "model.tflite", b"TFL3")
-    write_atomic(target, b"1234TFL3")
-    assert target.read_bytes() == b"1234TFL3" and len(list(tmp_path.iterdir())) == 1
-
-
 @pytest.mark.parametrize("mode", ["float32", "int8-ptq"])
 def test_model_of_our_layers_is_one_xnnpack_partition(mode):
     """Every layer class (BlurPool2D with 'same' padding) stays inside one XNNPACK partition; 'reflect' padding
@@ -162,3 +151,27 @@ def test_model_of_our_layers_is_one_xnnpack_partition(mode):
     assert report["partitions"] == 1 and report["ops_outside"] == []
     reflect = delegation_report(to_tflite(model("reflect"), mode, representative_data=data))
     assert reflect["ops_outside"] == ["MIRROR_PAD"]
+def test_one_export_for_several_formats_gives_to_tflite_s_models():
+    """`to_tflite_formats` (one SavedModel export, then a converter per mode) gives `to_tflite`'s flatbuffers: the
+    same bytes but for the source model type in the conversion metadata."""
+    import keras
+    import numpy as np
+
+    from attendnext_keras.deploy.conversion import to_tflite, to_tflite_formats
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+    both = to_tflite_formats(model, ["float32", "int8-ptq"], representative_data=[images])
+    for mode in ("float32", "int8-ptq"):
+        single = to_tflite(model, mode, representative_data=[images])
+        assert len(both[mode]) == len(single)
+        assert sum(a != b for a, b in zip(both[mode], single)) <= 1, mode
+    with pytest.raises(ValueError, match="representative_data"):
+        to_tflite_formats(model, ["float32", "int8-ptq"])
+
+

@@ -10,7 +10,7 @@ import dataclasses
 import struct
 import subprocess
 import sys
-import warnings
+import re
 import zlib
 
 import numpy as np
@@ -189,21 +189,21 @@ def test_mixup_gives_soft_one_hot_labels():
         data.make_dataset(train, 64, 32, training=False, mixup=0.2)
 
 
-def test_representative_images_are_a_seeded_sample_of_eval_images():
+def test_calibration_images_are_a_seeded_sample_of_eval_images(caplog):
     train = data.load_source("default", "train")
-    a, b = data.representative_images(train, 64, count=40), data.representative_images(train, 64, count=40)
-    c = data.representative_images(train, 64, count=40, seed=1)
+    a, b = data.calibration_images(train, 64, count=40), data.calibration_images(train, 64, count=40)
+    c = data.calibration_images(train, 64, count=40, seed=1)
     assert a.shape == (40, 64, 64, 3) and a.dtype == np.float32 and np.array_equal(a, b)
     assert not np.array_equal(a, c)
     # Each is a real image through the evaluation transform.
     assert any(np.abs(preprocessing.preprocess_image(f, 64) - a[0]).max() < EVAL_TOLERANCE for f in train.files)
-    assert data.representative_images("default", 64).shape[0] == 200  # a spec: its train split (400 images)
-    with pytest.warns(UserWarning, match=r"flowers_mini/val has 100 images; all are used instead of count=200"):
-        assert data.representative_images(data.load_source("default", "val"), 64).shape[0] == 100
-    from_ds = data.representative_images(data.make_dataset(train, 64, 16, training=False), 64, count=20)
+    assert data.calibration_images("default", 64).shape[0] == 200  # a spec: its train split (400 images)
+    assert data.calibration_images(data.load_source("default", "val"), 64).shape[0] == 100
+    assert "flowers_mini/val has 100 images; all are used instead of count=200" in caplog.text
+    from_ds = data.calibration_images(data.make_dataset(train, 64, 16, training=False), 64, count=20)
     assert np.array_equal(from_ds, batches(data.make_dataset(train, 64, 16, training=False))[0][:20])
     with pytest.raises(ValueError, match=r"\(64, 64, 3\).*Received: an item of shape \(16, 32, 32, 3\)"):
-        data.representative_images(data.make_dataset(train, 32, 16, training=False), 64)
+        data.calibration_images(data.make_dataset(train, 32, 16, training=False), 64)
 
 
 def test_tfds_source_through_mock_data(tmp_path):
@@ -218,7 +218,7 @@ def test_tfds_source_through_mock_data(tmp_path):
         assert images.shape == (12, 32, 32, 3) and labels.dtype == np.int32 and set(labels) <= set(range(5))
         first = [next(iter(data.make_dataset(source, 32, 4, True, seed=3)))[0].numpy() for _ in range(2)]
         assert np.array_equal(*first) and 0 <= first[0].min() and first[0].max() <= 255
-        assert data.representative_images(source, 32, count=6).shape == (6, 32, 32, 3)
+        assert data.calibration_images(source, 32, count=6).shape == (6, 32, 32, 3)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ def test_missing_root_or_split_folder_names_the_path(tmp_path):
         data.image_folder(tmp_path, "val")
 
 
-def test_corrupt_and_truncated_files_are_skipped_counted_and_reported(tmp_path, rng):
+def test_corrupt_and_truncated_files_are_skipped_counted_and_reported(tmp_path, rng, caplog):
     two_class_folder(tmp_path, rng, per_class=4)
     good = (tmp_path / "train" / "cat" / "0.jpg").read_bytes()
     (tmp_path / "train" / "cat" / "truncated.jpg").write_bytes(good[: len(good) // 2])
@@ -256,8 +256,8 @@ def test_corrupt_and_truncated_files_are_skipped_counted_and_reported(tmp_path, 
     (tmp_path / "train" / "dog" / "empty.jpeg").write_bytes(b"")
     (tmp_path / "train" / "dog" / "notes.txt").write_text("not an image")  # other extensions: not part of the set
     (tmp_path / "train" / "dog" / ".hidden.jpg").write_bytes(b"")
-    with pytest.warns(UserWarning, match=r"Skipped 3 of 11 image files in .*train: .*truncated.jpg \(OSError: "):
-        source = data.image_folder(tmp_path, "train")
+    source = data.image_folder(tmp_path, "train")
+    assert re.search(r"Skipped 3 of 11 image files in .*train: .*truncated.jpg \(OSError: ", caplog.text)
     assert source.num_examples == 8 and np.bincount(source.labels).tolist() == [4, 4]
     assert sorted(p.rsplit("/", 1)[-1] for p, _ in source.skipped) == ["corrupt.png", "empty.jpeg", "truncated.jpg"]
     assert all(reason for _, reason in source.skipped)
@@ -271,9 +271,7 @@ def test_empty_or_unreadable_class_folder_is_an_error(tmp_path, rng):
     with pytest.raises(ValueError, match=r"Class folder .*train/bird has no readable image.*Received: root="):
         data.image_folder(tmp_path, "train")
     (tmp_path / "train" / "bird" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    with pytest.raises(ValueError, match=r"train/bird has no readable image \(.*; 1 unreadable\)"), \
-            warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with pytest.raises(ValueError, match=r"train/bird has no readable image \(.*; 1 unreadable\)"):
         data.image_folder(tmp_path, "train")
 
 
@@ -328,3 +326,29 @@ def test_every_image_mode_decodes_like_pillow(tmp_path, rng):
     grey16 = tmp_path / "train" / "b" / "png16_1.png"  # 16-bit grey keeps its high byte (Pillow alone saturates)
     with Image.open(grey16) as image:
         assert np.array_equal(preprocessing.to_rgb(grey16)[..., 0], np.asarray(image) >> 8)
+
+
+def test_holdout_split_is_stratified_disjoint_and_deterministic():
+    source = data.load_source("default", "val")
+    selection, test = data.holdout_split(source, seed=0)
+    assert selection.num_examples == test.num_examples == 50
+    assert not set(selection.files) & set(test.files)
+    assert sorted(selection.files + test.files) == sorted(source.files)
+    for half in (selection, test):
+        assert [half.labels.count(k) for k in range(5)] == [10] * 5  # each class halved
+    assert data.holdout_split(source, seed=0)[1].files == test.files  # the same split every time
+    assert data.holdout_split(source, seed=1)[1].files != test.files
+    assert selection.split == "val[selection]" and test.split == "val[test]"
+    tiny = data.ImageSource(name="tiny", split="val", class_names=["a", "b"], num_examples=3,
+                            files=["x", "y", "z"], labels=[0, 0, 1])
+    with pytest.raises(ValueError, match="1 image\\(s\\) of class 'b': at least 2 per class"):
+        data.holdout_split(tiny)
+
+
+def test_calibration_images_from_folders_datasets_or_noise():
+    images = data.calibration_images("default", 32, count=3, split="val")
+    assert images.shape == (3, 32, 32, 3) and images.dtype == np.float32 and 0 <= images.min() < images.max() <= 255
+    noise = data.calibration_images(None, 32, count=2)
+    assert noise.shape == (2, 32, 32, 3) and "uniform" in data.describe_source(None)
+    with pytest.raises(ValueError, match="`count` must be a positive number of images"):
+        data.calibration_images(None, 32, count=0)

@@ -1,4 +1,4 @@
-"""Design exploration (attendnext_keras.explore): specs as JSON, NetScore, spec sampling under the builder's rules,
+"""Design exploration (attendnext_keras.experiments.explore): specs as JSON, NetScore, spec sampling under the builder's rules,
 user limits that no reported result breaks, resumable Optuna studies, and outputs the builder loads.
 
 One tiny search (embedded photographs at 32 px, 1 epoch, 2 + 1 trained candidates of a one-block space) is shared by
@@ -11,8 +11,10 @@ import os
 import optuna
 import pytest
 
-from attendnext_keras.explore import (CONSTRAINT_NAMES, Limits, SearchSpace, check_candidate, constraint_vector,
-                                      explore, netscore, sample_spec, select_best, write_report)
+from attendnext_keras.config import DataConfig, SearchSpace
+from attendnext_keras.experiments.explore import (Limits, check_candidate, explore, netscore, sample_spec, select_best,
+                                                  write_report)
+from attendnext_keras.experiments.explore.space import CONSTRAINT_NAMES, constraint_vector
 from attendnext_keras.specs import (VARIANTS, ConstraintError, ModelSpec, StageSpec, check_constraints, load_spec,
                                     save_spec)
 
@@ -129,8 +131,9 @@ def test_sampled_specs_are_rejected_exactly_when_they_break_the_rules():
 
 
 def test_candidates_that_break_a_cheap_limit_are_not_trained(tmp_path):
-    result = explore(data="default", study_name="tiny-limit", storage=None, n_trials=1, max_proposals=6,
-                     input_sizes=(32,), epochs=1, max_params=1000, out_dir=tmp_path, space=TINY, seed=1, verbose=0)
+    result = explore(data=DataConfig(), study_name="tiny-limit", storage=None, trials=1, max_proposals=6,
+                     input_sizes=(32,), epochs=1, max_params=1000, out_dir=str(tmp_path), space=TINY, seed=1,
+                     verbose=0)
     trials = result.study.trials
     assert all(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     over = [t for t in trials if t.user_attrs.get("rejected") == "limits: params"]
@@ -181,13 +184,14 @@ def test_selection_never_reports_a_trial_that_breaks_a_rule_or_a_limit():
 @pytest.fixture(scope="module")
 def explored(tmp_path_factory):
     root = tmp_path_factory.mktemp("explore")
-    settings = dict(data="default", study_name="tiny", storage=f"sqlite:///{root}/study.db", input_sizes=(32,),
-                    epochs=1, batch_size=32, out_dir=str(root / "run"), space=TINY, reference=TINY_REFERENCE,
+    reference = str(save_spec(TINY_REFERENCE, root / "reference.json"))
+    settings = dict(data=DataConfig(), study_name="tiny", storage=f"sqlite:///{root}/study.db", input_sizes=(32,),
+                    epochs=1, batch_size=32, out_dir=str(root / "run"), space=TINY, reference=reference,
                     latency_runs=10, calibration_images=16, seed=0, verbose=0)
-    first = explore(n_trials=2, **settings)
+    first = explore(trials=2, **settings)
     before = [(t.number, t.state, t.params, t.values, t.user_attrs) for t in first.study.trials]
     evaluated_before = len(_evaluated(first.study))
-    second = explore(n_trials=1, **settings)  # a new process would do the same: same storage, same name
+    second = explore(trials=1, **settings)  # a new process would do the same: same storage, same name
     return {"root": root, "settings": settings, "before": before, "evaluated_before": evaluated_before,
             "second": second}
 
@@ -241,10 +245,13 @@ def test_search_writes_a_spec_the_builder_loads_a_table_plots_and_a_winner_repor
     model = AttendNeXt(spec=spec, classes=5, classifier_activation=None)
     assert model.count_params() == metrics["params"]
     assert metrics["partitions"] >= 1 and metrics["tflite_bytes"] > 0 and metrics["latency_ratio"] > 0
+    # Both halves of the 100 held-out photographs hold 50 (10 per class): each score is a count out of 50.
+    assert (metrics["test_top1"] * 50) % 1 < 1e-9 and (metrics["top1"] * 50) % 1 < 1e-9
     table = (run / "results.md").read_text()
     assert table.count("| **best** |") == 1 and "3 evaluated" in table
     report = (run / "winner" / "report.md").read_text()
     assert "XNNPACK partitions" in report and "TFLite Micro arena" in report and "total" in report
+    assert "test half of the held-out split (never used to select)" in report
     saved = json.loads((run / "results.json").read_text())
     assert saved["winner"] == winner.number and len(saved["trials"]) == len(result.study.trials)
 

@@ -19,13 +19,13 @@ REBUILT = ("mobilevit_xs", "mobileone_s1", "fbnet_c")
 @pytest.fixture(scope="module")
 def peers_224():
     """Each rebuilt peer at 224×224, 1000 classes, logits; built once on first use."""
-    from attendnext_keras.peers import PEERS
+    from attendnext_keras.registry import create_model
 
     cache = {}
 
     def get(name):
         if name not in cache:
-            cache[name] = PEERS[name]((224, 224, 3), 1000)
+            cache[name] = create_model(name, input_size=224, classes=1000)
         return cache[name]
 
     return get
@@ -38,10 +38,12 @@ def test_importing_peers_imports_no_tensorflow():
 
 
 def test_registry_and_published_figures_cover_the_same_peers():
-    from attendnext_keras.peers import PEERS, PUBLISHED_PARAMS, peer_info
+    from attendnext_keras import registry
+    from attendnext_keras.peers import PUBLISHED_PARAMS, peer_info
 
-    assert set(PEERS) == set(PUBLISHED_PARAMS) == set(peer_info)
-    assert set(REBUILT) < set(PEERS)
+    peers = [n for n in registry.list_models() if registry.model_info(n).family != "attendnext"]
+    assert set(PUBLISHED_PARAMS) == set(peer_info) == {n for n in peers if not n[-3:].isdigit()}
+    assert set(REBUILT) < set(peers)
     assert all(info["url"].startswith("https://arxiv.org/abs/") for info in peer_info.values())
 
 
@@ -92,8 +94,8 @@ def test_builders_reject_sizes_they_cannot_run():
 def test_rebuilt_peer_gives_logits_and_litert_matches_keras(peers_224, name, rng):
     """Float32 TFLite (one XNNPACK partition) computes what Keras computes. At the benchmark's 224 px: conversion time
     hardly depends on the input size, and MobileViT's last stage then goes through the 7×7 → 8×8 → 7×7 resize."""
-    from attendnext_keras.conversion import to_tflite
-    from attendnext_keras.runtime import delegation_report, load_interpreter
+    from attendnext_keras.deploy.conversion import to_tflite
+    from attendnext_keras.deploy.litert import delegation_report, load_interpreter
 
     size = 224
     model = peers_224(name)
@@ -115,11 +117,12 @@ def test_rebuilt_peer_gives_logits_and_litert_matches_keras(peers_224, name, rng
     assert report["partitions"] == 1 and report["ops_outside"] == [], report
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v2", "efficientnet_b0"])
+@pytest.mark.parametrize("name", ["mobilenet_v3_large", "mobilenet_v3_small_075", "mobilenet_v2",
+                                  "mobilenet_v2_035", "efficientnet_b0"])
 def test_keras_applications_peers_build_with_logits_on_0_255_pixels(name):
-    from attendnext_keras.peers import PEERS
+    from attendnext_keras.registry import create_model
 
-    model = PEERS[name]((96, 96, 3), 1000)
+    model = create_model(name, input_size=96)
     assert model.name == name and len(model.inputs) == 1
     assert tuple(model.inputs[0].shape) == (None, 96, 96, 3)
     assert tuple(model.outputs[0].shape) == (None, 1000)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import attendnext_keras as an
-from attendnext_keras.conversion import to_tflite
-from attendnext_keras.micro import MicroRunner
+from attendnext_keras.deploy.conversion import to_tflite
+from attendnext_keras.deploy.micro import MicroRunner
 from attendnext_keras.quantization import quantize_model, quantize_scope, to_tf_keras
-from attendnext_keras.runtime import delegation_report, load_interpreter
+from attendnext_keras.deploy.litert import delegation_report, load_interpreter
 
 
 @pytest.fixture(scope="module")

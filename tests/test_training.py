@@ -97,7 +97,10 @@ def test_run_folder_holds_every_artefact(interrupted_and_resumed, datasets):
     images = next(iter(datasets[1]))[0][:4]
     np.testing.assert_allclose(np.asarray(final(images)), np.asarray(result.model(images)), atol=1e-5)
     accuracy = evaluate(final, datasets[1])
-    assert accuracy["examples"] == 100 and 0 <= accuracy["top1"] <= 1
+    last = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))[-1]
+    assert accuracy["examples"] == 100
+    assert accuracy["top1"] == pytest.approx(float(last["val_accuracy"]), abs=1e-6)  # our loop agrees with Keras'
+    assert result.model.trainable_weights[0].numpy().std() > 0
 
 
 def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path):
@@ -144,29 +147,10 @@ def test_two_workers_over_loopback(tmp_path):
     assert {"final.h5", "metrics.csv", "checkpoints"} <= set(os.listdir(tmp_path))  # only the chief writes here
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Configuration
-
-
-def test_config_from_yaml_and_its_errors(tmp_path):
-    path = tmp_path / "train.yaml"
-    path.write_text("epochs: 5\noptimizer: sgd\nlearning_rate: 0.1\n")
-    config = TrainConfig.from_file(path)
-    assert (config.epochs, config.optimizer, config.learning_rate) == (5, "sgd", 0.1)
-    path.write_text("epochs: 5\nlearnig_rate: 0.1\n")
-    with pytest.raises(ValueError, match=r"Unknown training settings \['learnig_rate'\]"):
-        TrainConfig.from_file(path)
-    with pytest.raises(FileNotFoundError):
-        TrainConfig.from_file(tmp_path / "missing.yaml")
-    with pytest.raises(ValueError, match="optimizer"):
-        TrainConfig(optimizer="adam")
-    with pytest.raises(ValueError, match="epochs"):
-        TrainConfig(epochs=0)
-
-
 def test_qat_recipe():
     config = TrainConfig.qat(epochs=2)
-    assert config.epochs == 2 and config.freeze_batchnorm and config.warmup_epochs == 0
+    assert type(config).__name__ == "QATConfig"
+    assert config.epochs == 2 and config.freeze_batchnorm and config.warmup == 0
     assert config.learning_rate <= TrainConfig().learning_rate / 10
 
 

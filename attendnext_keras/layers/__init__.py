@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import types
 
+from attendnext_keras import _keras
+from attendnext_keras.layers import blurpool, dcac, upsample
 from attendnext_keras.layers.blurpool import PAD_MODES, apply_aads, binomial_filter  # noqa: F401
 from attendnext_keras.layers.dcac import EXPANSIONS, apply_attention_condenser, apply_dcac  # noqa: F401
 
@@ -21,15 +23,11 @@ CLASS_NAMES = ("BlurPool2D", "NearestUpsample2D", "DoubleCondensingAttentionCond
 def for_flavour(flavour="keras") -> types.SimpleNamespace:
     """The layer classes defined for one Keras flavour ("keras" or "tf_keras", or the module), created and
     registered once."""
-    from attendnext_keras import _keras
-
     return _define_all(_keras.resolve_flavour(flavour))
 
 
 @functools.lru_cache(maxsize=None)
 def _define_all(flavour):
-    from attendnext_keras.layers import blurpool, dcac, upsample
-
     classes = {}
     for module in (blurpool, upsample, dcac):
         classes.update(module._define(flavour))

@@ -18,11 +18,15 @@ Padding modes:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from attendnext_keras import _keras
+
+# Deferred: the layer classes are defined per Keras flavour on first use, and importing the package stays cheap.
+tf = _keras.LazyModule("tensorflow")
 
 PAD_MODES = ("reflect", "zero", "same")
 MAX_FILTER_SIZE = 7
@@ -78,9 +82,11 @@ def blurpool_output_size(size, strides):
     return None if size is None else -(-size // strides)
 
 
+@functools.lru_cache(maxsize=None)
 def _define(flavour: str) -> dict:
+    """The classes of this module for one Keras flavour, defined and registered once (both flavours run on
+    TensorFlow: one lowering for both)."""
     keras = _keras.get_keras(flavour)
-    import tensorflow as tf  # Both flavours run on TensorFlow here; one lowering for both.
 
     @_keras.register_serializable(flavour)
     class BlurPool2D(keras.layers.Layer):
@@ -154,11 +160,9 @@ def apply_aads(x, *, pattern="max", filters=None, kernel_size=3, filter_size=3, 
     With `antialias=False` the same pattern is built without the blur, striding the max-pool or convolution
     instead: the ablation baseline. A 1×1 convolution is never strided (the paper's constraint (2)).
     """
-    from attendnext_keras import layers as layers_pkg
-
     flavour = _keras.resolve_flavour(keras)
     k = _keras.get_keras(flavour)
-    blur_cls = layers_pkg.for_flavour(flavour).BlurPool2D
+    blur_cls = _define(flavour)["BlurPool2D"]
     if pattern not in ("max", "conv", "blur"):
         raise ValueError(f"`pattern` must be 'max', 'conv' or 'blur'. Received: pattern={pattern!r}")
     if pattern == "conv" and kernel_size == 1 and strides > 1 and not antialias:

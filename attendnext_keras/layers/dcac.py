@@ -26,7 +26,14 @@ builder, tfmot and the TFLite converter need).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 from attendnext_keras import _keras
+from attendnext_keras.layers import upsample
+
+# Deferred: the layer classes are defined per Keras flavour on first use, and importing the package stays cheap.
+tf = _keras.LazyModule("tensorflow")
 
 EXPANSIONS = ("depth_to_space", "nearest", "bilinear")
 
@@ -79,8 +86,6 @@ def check_condenser_input(input_shape, condense_factor, name, filters=None, resi
 def _make_sublayers(keras, flavour, *, kind, channels, condense_factor, embed_channels, embed_ratio, kernel_size,
                     expansion, residual, prefix):
     """Creates the built-in layers of a condenser, named `{prefix}{part}`. kind is "dcac" or "ac"."""
-    from attendnext_keras import layers as layers_pkg
-
     L = keras.layers
     embed = embed_width(channels, embed_channels, embed_ratio)
     s = condense_factor
@@ -102,7 +107,7 @@ def _make_sublayers(keras, flavour, *, kind, channels, condense_factor, embed_ch
         ops["attend"] = L.Multiply(name=f"{prefix}attend")
     if s > 1:
         if expansion == "depth_to_space":
-            ops["expand"] = layers_pkg.for_flavour(flavour).NearestUpsample2D(s, name=f"{prefix}upsample")
+            ops["expand"] = upsample._define(flavour)["NearestUpsample2D"](s, name=f"{prefix}upsample")
         else:
             ops["expand"] = L.UpSampling2D(s, interpolation=expansion, name=f"{prefix}upsample")
     if kind == "ac":
@@ -133,10 +138,6 @@ def _forward(ops, v):
 
 def _build_sublayers(ops, input_shape, flavour):
     """Builds sublayers in forward order so that weights exist before any call (needed to load saved weights)."""
-    import contextlib
-
-    import tensorflow as tf
-
     def chain(shape, *names):
         for name in names:
             if name in ops:
@@ -171,7 +172,15 @@ def _condenser_config(layer):
     )
 
 
+@functools.lru_cache(maxsize=None)
 def _define(flavour: str) -> dict:
+    """The condenser classes for one Keras flavour, defined and registered once."""
+    base = _condenser_base(flavour)
+    return {"DoubleCondensingAttentionCondenser": _define_dcac(base, flavour),
+            "AttentionCondenser": _define_ac(base, flavour)}
+
+
+def _condenser_base(flavour: str):
     keras = _keras.get_keras(flavour)
 
     class _Condenser(keras.layers.Layer):
@@ -205,6 +214,10 @@ def _define(flavour: str) -> dict:
         def compute_output_shape(self, input_shape):
             return tuple(input_shape)
 
+    return _Condenser
+
+
+def _define_dcac(_Condenser, flavour: str):
     @_keras.register_serializable(flavour)
     class DoubleCondensingAttentionCondenser(_Condenser):
         """Double-condensing attention condenser (DC-AC), the self-attention block of AttendNeXt.
@@ -248,6 +261,10 @@ def _define(flavour: str) -> dict:
             config.update(_condenser_config(self), residual=self.residual, filters=self.filters)
             return config
 
+    return DoubleCondensingAttentionCondenser
+
+
+def _define_ac(_Condenser, flavour: str):
     @_keras.register_serializable(flavour)
     class AttentionCondenser(_Condenser):
         """The original attention condenser (Wong et al. 2020), kept for ablations against DC-AC.
@@ -277,8 +294,7 @@ def _define(flavour: str) -> dict:
             config.update(_condenser_config(self))
             return config
 
-    return {"DoubleCondensingAttentionCondenser": DoubleCondensingAttentionCondenser,
-            "AttentionCondenser": AttentionCondenser}
+    return AttentionCondenser
 
 
 def _apply(kind, x, *, name, keras, condense_factor, embed_channels, embed_ratio, kernel_size, expansion, residual):

@@ -8,7 +8,12 @@ stay delegated. Factors that are powers of two are done in ×2 steps to keep eac
 
 from __future__ import annotations
 
+import functools
+
 from attendnext_keras import _keras
+
+# Deferred: the layer class is defined per Keras flavour on first use.
+tf = _keras.LazyModule("tensorflow")
 
 
 def upsample_steps(size: int) -> list[int]:
@@ -20,9 +25,10 @@ def upsample_steps(size: int) -> list[int]:
     return [size]
 
 
+@functools.lru_cache(maxsize=None)
 def _define(flavour: str) -> dict:
+    """NearestUpsample2D for one Keras flavour, defined and registered once."""
     keras = _keras.get_keras(flavour)
-    import tensorflow as tf
 
     @_keras.register_serializable(flavour)
     class NearestUpsample2D(keras.layers.Layer):

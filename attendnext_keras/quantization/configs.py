@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 
+from attendnext_keras import layers
 from attendnext_keras.quantization import tfmot_compat
 
 
@@ -78,8 +79,6 @@ CUSTOM_CONFIGS = {
 def quantize_scope():
     """tfmot's quantize_scope with our layers and QuantizeConfigs added: wrap every load, clone or quantize_apply
     of a quantization-aware model in it."""
-    from attendnext_keras import layers
-
     tfmot = tfmot_compat.tfmot()
     objects = {name: getattr(layers.for_flavour("tf_keras"), name) for name in layers.CLASS_NAMES}
     objects.update({cls.__name__: cls for cls in _classes()})

@@ -8,12 +8,16 @@ starts, so a translation error can never pass silently into QAT.
 from __future__ import annotations
 
 import functools
+import inspect
 
 import numpy as np
 
 from attendnext_keras import _keras
+from attendnext_keras import layers as our_layers
+from attendnext_keras.config import QATConfig
 from attendnext_keras.quantization import tfmot_compat
 from attendnext_keras.quantization.configs import CUSTOM_CONFIGS, quantize_scope
+from attendnext_keras.training import train
 
 COMPOSITE = {"DoubleCondensingAttentionCondenser", "AttentionCondenser"}
 
@@ -28,8 +32,6 @@ def _plain(value):
         return value["config"]["name"]
     kind = str(value.get("module", "")).rsplit(".", 1)[-1]
     if kind in ("initializers", "regularizers", "constraints"):
-        import inspect
-
         cls = getattr(getattr(tfmot_compat.tf_keras(), kind), value["class_name"], None)
         if cls is not None:
             accepted = inspect.signature(cls.__init__).parameters
@@ -38,8 +40,6 @@ def _plain(value):
 
 
 def _tf_keras_layer(layer):
-    from attendnext_keras import layers as our_layers
-
     tf_keras = tfmot_compat.tf_keras()
     name = type(layer).__name__
     if name == "Rescaling":
@@ -50,8 +50,6 @@ def _tf_keras_layer(layer):
     if cls is None:
         raise ValueError(f"Cannot carry layer '{layer.name}' ({name}) into tf-keras for QAT: tf-keras has no layer of "
                          f"that class. Build the model from Keras built-in layers and attendnext_keras layers.")
-    import inspect
-
     accepted = {"name", "trainable", "dtype"}
     for klass in cls.__mro__:  # arguments passed on through **kwargs count too
         if "__init__" in vars(klass) and klass is not object:
@@ -169,15 +167,13 @@ def is_quantized(model) -> bool:
 def fine_tune(model, train_data, val_data=None, config=None, out_dir="runs/qat", resume=False, strategy=None,
               steps_per_epoch=None, verbose=1):
     """Quantization-aware fine-tuning from float weights: quantize_model(model), then train with the QAT recipe
-    (`TrainConfig.qat()`: few epochs, learning rate ~20× lower, no warmup, BatchNorm statistics frozen).
+    (`QATConfig`: few epochs, learning rate ~20× lower, no warmup, BatchNorm statistics frozen).
 
     Takes a float model (Keras 3 or tf-keras) or an already quantized one; returns training.TrainResult whose
     `.model` is the QAT tf-keras model to export with mode="int8". Checkpoints, best/final models (.h5, load
     inside quantize_scope()) and metrics land in out_dir; resume=True continues an interrupted fine-tuning.
     """
-    from attendnext_keras.training import TrainConfig, train
-
-    config = config or TrainConfig.qat()
+    config = config or QATConfig()
     build = (lambda: model) if is_quantized(model) else (lambda: quantize_model(model))
     return train(build, train_data, val_data, config, out_dir=out_dir, resume=resume, strategy=strategy,
                  steps_per_epoch=steps_per_epoch, verbose=verbose)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import functools
 import importlib
 
+from attendnext_keras import _keras
+
 
 @functools.lru_cache(maxsize=None)
 def tfmot():
+    # Deferred until QAT is used: importing tfmot sets TF_USE_LEGACY_KERAS=1 and loads tf-keras (seconds).
     try:
         return importlib.import_module("tensorflow_model_optimization")
     except ImportError as error:  # pragma: no cover - an install problem, reported plainly
@@ -20,6 +23,4 @@ def tfmot():
 
 
 def tf_keras():
-    from attendnext_keras import _keras
-
     return _keras.get_keras("tf_keras")

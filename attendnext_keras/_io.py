@@ -1,0 +1,112 @@
+"""Every file the package writes goes through here: written whole or not at all.
+
+A writer creates a temporary file beside the target and renames it over the target when the content is complete, so
+a crash, a full disk or a kill never leaves half a model, report or checkpoint index behind.
+
+    write_json("runs/x/summary.json", summary)
+    with atomic_path("runs/x/final.keras") as tmp:    # for writers that take a path (Keras' model.save)
+        model.save(tmp)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+
+
+class DiskFullError(OSError):
+    """The device ran out of space while writing; the target was left as it was."""
+
+
+def _folder_of(path) -> str:
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NotADirectoryError(f"Cannot write '{path}': '{folder}' is a file, not a folder.")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Cannot write '{path}': folder '{folder}' does not exist.")
+    return folder
+
+
+def check_writable(path) -> str:
+    """Raises a clear error unless `path` can be created or replaced (its folder exists, is writable, and `path`
+    is not a folder). Call it before work that takes minutes, so a bad output path fails in milliseconds."""
+    path = os.fspath(path)
+    folder = _folder_of(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"Cannot write '{path}': it is a folder. Give a file name.")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"Cannot write '{path}': folder '{folder}' is not writable.")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path in `path`'s folder (with the same suffix) for a writer that takes a path; renames it
+    over `path` when the block ends without an error, removes it otherwise."""
+    path = os.fspath(path)
+    folder = _folder_of(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    os.close(fd)
+    os.unlink(tmp)  # the writer creates it (Keras refuses to overwrite an existing file in some versions)
+    try:
+        yield tmp
+        if os.path.exists(tmp):
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; give it the mode a plain open() would
+        os.replace(tmp, path)
+    except OSError as error:
+        raise _explained(error, path) from error
+    finally:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            os.unlink(tmp)
+
+
+def _explained(error: OSError, path) -> OSError:
+    if error.errno == errno.ENOSPC or isinstance(error, DiskFullError):
+        return DiskFullError(errno.ENOSPC, f"No space left on the device holding '{os.path.dirname(os.path.abspath(path))}' "
+                                          f"while writing '{os.path.basename(path)}'; nothing was replaced")
+    return error
+
+
+def write_atomic(path, data) -> str:
+    """Writes bytes (or str, as UTF-8) to `path` atomically; returns the path."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    return os.fspath(path)
+
+
+def write_json(path, value, indent: int = 1) -> str:
+    """`value` as JSON (non-JSON values through str, NumPy scalars as numbers), written atomically."""
+    return write_atomic(path, json.dumps(value, indent=indent, ensure_ascii=False, default=_jsonable) + "\n")
+
+
+def _jsonable(value):
+    item = getattr(value, "item", None)  # NumPy scalars and 0-d arrays
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) else str(value)
+
+
+def read_json(path, what: str = "JSON file"):
+    """The JSON in `path`; a missing or malformed file is a one-line error naming it."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} '{path}' does not exist.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{what} '{path}' is a folder, not a file.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{what} '{path}' is not valid JSON: {error}") from error

@@ -1,0 +1,41 @@
+"""Loading saved models with AttendNeXt's layers (and, for QAT models, tfmot's quantizers) registered.
+
+    model = attendnext_keras.load_model("runs/train/final.keras")     # Keras 3
+    qat = attendnext_keras.load_model("runs/qat/final.h5")            # tf-keras, quantization-aware
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zipfile
+
+from attendnext_keras import _keras, layers
+from attendnext_keras.quantization import quantize_scope
+
+
+def load_model(path):
+    """Loads `.keras` (Keras 3) or `.h5` (tf-keras, including quantization-aware models, loaded inside
+    quantize_scope()). A missing file, a folder, a file of another kind or a broken one is a one-line error."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model file '{path}' does not exist.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"Model file '{path}' is a folder; give a .keras or .h5 file.")
+    if path.endswith(".keras"):
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"'{path}' is not a Keras model: a .keras file is a zip archive and this one is not.")
+        layers.for_flavour("keras")  # defines and registers our layer classes
+        loader, scope = _keras.get_keras("keras").models.load_model, contextlib.nullcontext()
+    elif path.endswith(".h5"):
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89HDF\r\n\x1a\n":
+                raise ValueError(f"'{path}' is not a Keras model: a .h5 file is an HDF5 file and this one is not.")
+        loader, scope = _keras.get_keras("tf_keras").models.load_model, quantize_scope()
+    else:
+        raise ValueError(f"Model files are .keras (Keras 3) or .h5 (tf-keras, QAT). Received: {path}")
+    try:
+        with scope:
+            return loader(path)
+    except (ValueError, OSError, TypeError, KeyError) as error:
+        raise ValueError(f"Cannot load '{path}' as a model: {str(error).splitlines()[0]}") from error
