@@ -110,3 +110,60 @@ def read_json(path, what: str = "JSON file"):
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{what} '{path}' is not valid JSON: {error}") from error
+
+
+class FolderInUseError(RuntimeError):
+    """Another live process holds the folder's lock."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder, what: str = "run"):
+    """Holds `folder/.lock` (with this process's pid) while the block runs, so that two processes never write one
+    output folder. A lock left by a process that no longer exists is taken over, with a logged notice."""
+    import logging
+
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, ".lock")
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            owner = _lock_owner(path)
+            if owner is not None and _alive(owner):
+                raise FolderInUseError(f"'{folder}' is in use by another {what} (process {owner}); wait for it to "
+                                       f"finish or choose another output folder.") from None
+            logging.getLogger("attendnext_keras").warning("Taking over the lock of '%s' left by process %s, which "
+                                                          "no longer runs.", folder, owner)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    else:
+        raise FolderInUseError(f"Could not lock '{folder}'.")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _lock_owner(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return int(f.read().strip() or -1)
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

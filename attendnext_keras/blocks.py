@@ -65,7 +65,8 @@ def apply_downsample(x, stage, *, spec, name, keras):
     """The stage's downsampling: an AADS pattern, or its plain strided twin when spec.antialias is False."""
     filters = scaled(stage.downsample_filters, spec.width) if stage.downsample_filters else None
     return apply_aads(x, pattern=stage.downsample, filters=filters, filter_size=stage.blur_size, strides=2,
-                      pad_mode=spec.blur_pad_mode, antialias=spec.antialias, name=name, keras=keras)
+                      pad_mode=spec.blur_pad_mode, antialias=spec.antialias, plain=spec.plain_downsample, name=name,
+                      keras=keras)
 
 
 def apply_stage(inputs, stage, *, spec, index, keras):

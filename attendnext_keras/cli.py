@@ -51,7 +51,7 @@ def _override(section, **flags):
 
 _SECTIONS = {"DataConfig": "data", "ModelConfig": "model", "TrainConfig": "train", "QATConfig": "qat",
              "ExportConfig": "export", "MicroConfig": "micro", "BenchmarkConfig": "benchmark",
-             "ExploreConfig": "explore", "SearchSpace": "explore.space"}
+             "ExploreConfig": "explore", "SearchSpace": "explore.space", "StudyConfig": "study"}
 
 
 def _model_name(args, default):
@@ -560,6 +560,54 @@ def cmd_explore(args):
         print(f"best spec: {result.paths['spec']} (build it with attendnext_keras.create_model(path))")
 
 
+def add_study_parser(sub):
+    p = sub.add_parser("study", help="The proxy-accuracy study: models × seeds with one recipe, a test split nothing "
+                                     "is selected on, latency, fronts, iso-accuracy, ablations, shift consistency.")
+    _config_arg(p)
+    _data_args(p)
+    p.add_argument("--stage", choices=configs.STUDY_STAGES, default=None,
+                   help=f"front (train the models), ablations (train the arms of --ablation-base), latency (time every "
+                        f"studied model), report (rewrite the outputs) (default: "
+                        f"{_default(configs.StudyConfig, 'stage')}).")
+    p.add_argument("--models", nargs="+", default=None, metavar="NAME",
+                   help="Front models: names from `attendnext models` or spec .json files (default: the AttendNeXt "
+                        "variants, MobileNetV3-Large/Small at 1.0 and 0.75, MobileNetV2 at 1.0/0.75/0.5/0.35).")
+    p.add_argument("--ablation-base", default=None, help="The AttendNeXt variant the ablations change (default: "
+                                                         f"{_default(configs.StudyConfig, 'ablation_base')}).")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="Seeds (default: 0 1 2).")
+    p.add_argument("--input-size", type=int, default=None,
+                   help=f"Training input size (default: {_default(configs.StudyConfig, 'input_size')}).")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"Epochs per run (default: {_default(configs.StudyConfig, 'epochs')}).")
+    p.add_argument("--test-split", default=None, help="A split reported only (default: test/ if the folder has one, "
+                                                      "else the test half of --val-split).")
+    p.add_argument("--recipe", default=None, metavar="FILE",
+                   help="YAML/JSON training recipe (TrainConfig keys, or a run config's train section); default: the "
+                        "config's train section.")
+    p.add_argument("--out", default=None, help=f"Study folder (default: {_default(configs.StudyConfig, 'out_dir')}).")
+    return p
+
+
+def cmd_study(args):
+    from attendnext_keras.experiments.study import run_study
+    from attendnext_keras.experiments.study_report import write_report
+
+    config = _apply_flags(_load(args), args)
+    study = _override(config.study, stage=args.stage, models=args.models, ablation_base=args.ablation_base,
+                      seeds=args.seeds, input_size=args.input_size, epochs=args.epochs, test_split=args.test_split,
+                      out_dir=args.out)
+    recipe = config.train
+    if args.recipe:
+        values = configs.load_mapping(args.recipe)
+        recipe = configs.TrainConfig.from_file(args.recipe, section="train" if "train" in values else None)
+    if study.stage == "report":
+        paths = write_report(study.out_dir, study)
+    else:
+        run_study(study, config.data, recipe)
+        paths = write_report(study.out_dir, study)
+    print(open(paths["md"], encoding="utf-8").read())
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Entry point
 
@@ -570,6 +618,7 @@ COMMANDS = {
     "predict": (add_predict_parser, cmd_predict), "micro": (add_micro_parser, cmd_micro),
     "models": (add_models_parser, cmd_models), "profile": (add_profile_parser, cmd_profile),
     "benchmark": (add_benchmark_parser, cmd_benchmark), "explore": (add_explore_parser, cmd_explore),
+    "study": (add_study_parser, cmd_study),
 }
 
 

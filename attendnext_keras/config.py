@@ -431,6 +431,41 @@ class ExploreConfig(_Config):
                 "latency_runs, threads and calibration_images must be at least 1")
 
 
+STUDY_STAGES = ("front", "ablations", "latency", "report")
+FRONT_MODELS = ("attendnext_base", "attendnext_small", "attendnext_micro", "mobilenet_v3_large",
+                "mobilenet_v3_large_075", "mobilenet_v3_small", "mobilenet_v3_small_075", "mobilenet_v2",
+                "mobilenet_v2_075", "mobilenet_v2_050", "mobilenet_v2_035")
+
+
+@dataclasses.dataclass
+class StudyConfig(_Config):
+    """The proxy-accuracy study (`attendnext study`): every model trained with one recipe (the `train` section) for
+    several seeds, chosen on the selection half of the held-out split and scored on the test half (a `test/` folder,
+    or `test_split`, replaces the halves); then latency at deployment size, fronts, iso-accuracy and ablations."""
+
+    stage: Literal["front", "ablations", "latency", "report"] = "front"
+    models: tuple[str, ...] = FRONT_MODELS  # the front stage's models (registry names or spec .json files)
+    ablation_base: str = "attendnext_base"  # the spec the ablations change one choice of
+    seeds: tuple[int, ...] = (0, 1, 2)
+    input_size: int = 96
+    epochs: int = 30
+    out_dir: str = "runs/study"
+    test_split: Optional[str] = None
+    shift_max: int = 16  # shift consistency: crops offset by up to this many pixels
+    bootstrap_samples: int = 10_000
+    latency_runs: int = 100
+    latency_threads: tuple[int, ...] = (1, 2)
+
+    def validate(self):
+        require(len(self.seeds) >= 1, "seeds", "needs at least one seed")
+        require(self.input_size >= 32, "input_size", f"must be at least 32, got {self.input_size}")
+        require(self.epochs >= 1, "epochs", f"must be at least 1, got {self.epochs}")
+        require(self.shift_max >= 1, "shift_max", f"must be at least 1, got {self.shift_max}")
+        require(self.bootstrap_samples >= 100, "bootstrap_samples", f"must be at least 100, got {self.bootstrap_samples}")
+        require(self.latency_runs >= 1 and len(self.latency_threads) >= 1 and min(self.latency_threads) >= 1,
+                "latency_runs", "latency_runs and latency_threads must be positive")
+
+
 STEPS = ("train", "qat", "export", "evaluate", "micro", "benchmark")
 
 
@@ -460,6 +495,7 @@ class RunConfig(_Config):
     micro: MicroConfig = dataclasses.field(default_factory=MicroConfig)
     benchmark: BenchmarkConfig = dataclasses.field(default_factory=_run_benchmark)
     explore: ExploreConfig = dataclasses.field(default_factory=ExploreConfig)  # `attendnext explore` reads it
+    study: StudyConfig = dataclasses.field(default_factory=StudyConfig)  # `attendnext study` reads it
 
     def validate(self):
         require(len(self.steps) >= 1, "steps", "needs at least one step")

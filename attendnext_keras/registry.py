@@ -70,6 +70,8 @@ def register_model(info: ModelInfo) -> ModelInfo:
 
 def _attendnext_builder(variant=None, spec=None):
     def build(input_shape, classes, classifier_activation, **kwargs):
+        if spec is not None:  # a spec file is an explicit design (an ablation may break the paper's rules on purpose)
+            kwargs.setdefault("enforce_constraints", False)
         return models.AttendNeXt(variant=variant or "base", spec=spec, input_shape=input_shape, classes=classes,
                                  classifier_activation=classifier_activation, **kwargs)
 
@@ -141,7 +143,8 @@ def is_spec_file(name) -> bool:
 
 
 def model_info(name) -> ModelInfo:
-    """The registry entry of `name`, or one made for an AttendNeXt spec JSON file (family "attendnext")."""
+    """The registry entry of `name`, or one made for an AttendNeXt spec JSON file (family "attendnext"; built with
+    the structure checked but not the paper's design rules, so ablation specs build too)."""
     if is_spec_file(name):
         spec = specs.load_spec(name)
         return ModelInfo(name=os.fspath(name), display_name=f"AttendNeXt {spec.name}", family="attendnext",

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from attendnext_keras import _io
+from attendnext_keras.layers.blurpool import PLAIN_DOWNSAMPLES
 from attendnext_keras.layers.dcac import check_condenser_args
 
 BLOCK_KINDS = ("conv", "dwsep", "dcac")
@@ -123,6 +124,7 @@ class ModelSpec:
     width: float = 1.0
     attention: str = "dcac"
     antialias: bool = True
+    plain_downsample: str = "max"  # with antialias=False: "max", "avg", "dwconv" or "decimate" (layers.blurpool)
     blur_pad_mode: str = "same"
     description: str = ""
 
@@ -283,6 +285,8 @@ def check_structure(spec: ModelSpec) -> None:
 
     if spec.attention not in ATTENTIONS:
         fail(f"`attention` must be one of {ATTENTIONS}. Received: attention={spec.attention!r}")
+    if spec.plain_downsample not in PLAIN_DOWNSAMPLES:
+        fail(f"`plain_downsample` must be one of {PLAIN_DOWNSAMPLES}. Received: {spec.plain_downsample!r}")
     if not spec.width > 0:
         fail(f"`width` must be positive. Received: width={spec.width!r}")
     if not spec.stages:
@@ -324,7 +328,7 @@ def check_structure(spec: ModelSpec) -> None:
                         fail(f"{where}: {error}")
         if stage.merge == "none":
             if i == len(spec.stages):
-                fail(f"the last stage must merge its columns ('concat' or 'add'), not 'none'.")
+                fail("the last stage must merge its columns ('concat' or 'add'), not 'none'.")
             if len(spec.stages[i].columns) != len(stage.columns):
                 fail(f"stage{i} passes {len(stage.columns)} independent columns on (merge='none'), so stage{i + 1} "
                      f"needs {len(stage.columns)} columns too. Received: {len(spec.stages[i].columns)}")
@@ -418,7 +422,7 @@ def summarize_spec(spec: ModelSpec) -> str:
              f"{scaled(spec.stem.filters, spec.width)}"]
     for i, (stage, stride) in enumerate(zip(spec.stages, spec.strides), 1):
         down = ("no downsample" if not stage.downsample else f"AADS-{stage.downsample}(blur{stage.blur_size})/2"
-                if spec.antialias else f"strided-{stage.downsample}/2")
+                if spec.antialias else f"plain-{spec.plain_downsample}/2")
         cols = []
         for column in stage.columns:
             parts = []
@@ -432,7 +436,7 @@ def summarize_spec(spec: ModelSpec) -> str:
         lines.append(f"  stage{i}    stride {stride:>2}, {down}, {len(stage.columns)} column(s) ×[{cols[0]}]"
                      + ("" if len(set(cols)) == 1 else f" (+ {len(set(cols)) - 1} other)") + f", merge={stage.merge}")
     head = spec.head
-    lines.append(f"  head      global avg pool → "
+    lines.append("  head      global avg pool → "
                  + (f"dense {scaled(head.hidden, spec.width)} → " if head.hidden else "")
                  + f"dropout {head.dropout} → classes")
     return "\n".join(lines)

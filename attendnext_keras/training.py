@@ -24,12 +24,11 @@ import tempfile
 import time
 import warnings
 
-import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
 from attendnext_keras import _io, _keras
-from attendnext_keras.config import PRECISIONS, QATConfig, TrainConfig, save_config  # noqa: F401 (TrainConfig re-exported)
+from attendnext_keras.config import PRECISIONS, QATConfig, TrainConfig, save_config  # noqa: F401 (re-exported)
 from attendnext_keras.metrics import top_k_accuracy
 
 logger = logging.getLogger(__name__)

@@ -1,28 +1,31 @@
 """Design exploration on real photographs: what a constrained search finds against the hand-designed variants.
 
-1. `attendnext_keras.explore.explore` on an image folder (default flowers160) at a small resolution: `--trials`
-   candidates from the `micro` space, each trained for `--epochs` (the proxy budget), converted to int8 and timed
-   beside the `micro` reference; the objective is NetScore (or `--objective pareto`). The study lives in
-   `<out>/explore/study.db`: an interrupted run resumes where it stopped when started again.
+1. `attendnext_keras.experiments.explore.explore` on an image folder (default flowers160) at a small resolution:
+   `--trials` candidates from the `micro` space, each trained for `--epochs` (the proxy budget), converted to int8 and
+   timed beside the `micro` reference; the objective is NetScore (or `--objective pareto`). Candidates are scored and
+   chosen on the *selection half* of the validation split; the *test half* is never used to choose. The study lives
+   in `<out>/explore/study.db`: an interrupted run resumes where it stopped when started again.
 2. The hand-designed AttendNeXt `micro` and `base` and keras.applications MobileNetV3-Small, trained with the same
-   proxy budget, input size and seed, converted the same way.
-3. Every int8 model (the winner and the baselines) timed again, interleaved in one LiteRT process, so the latencies
-   compare as ratios.
+   proxy budget, input size, seed and data halves (the search's `Evaluator`), converted the same way.
+3. For the winner and every baseline: int8 top-1 on the test half next to the selection-half score (the winner's
+   selection score is biased upwards by the choice; its test score is not), and the float32 TFLite model of the
+   same trained weights beside the int8 one. Every model is timed again in both formats, interleaved in one LiteRT
+   process, so that the latencies compare as ratios: int8 against int8, and each model's best format (float32 or
+   int8, whichever is faster here) against the others' best.
 
     python benchmarks/bench_explore.py --data ../shared/data/flowers160 --size 64 --trials 12 --epochs 5
 
 Sized for under an hour on 2 CPU cores: the command above took 29 min (search 21 min: 12 trained candidates, 2
-rejected by the spec rules without training; baselines 8 min). `--timeout` stops the search from starting new trials (default 35
-minutes); the three baselines then take the same proxy budget each. Writes
-results/explore_bench.json and results/explore_bench.md; the search's own table, plots, best_spec.json and winner
-report are in <out>/explore/.
+rejected by the spec rules without training; baselines 8 min). `--timeout` stops the search from starting new trials
+(default 35 minutes); the three baselines then take the same proxy budget each. Writes results/explore_bench.json and
+results/explore_bench.md (atomically, with the command, date and machine: `provenance.machine_info()`); the search's
+own table, plots, best_spec.json and winner report are in <out>/explore/.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import pathlib
 import sys
@@ -34,39 +37,97 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 BASELINES = ("attendnext_micro", "attendnext_base", "mobilenet_v3_small")
-DISPLAY = {"attendnext_micro": "AttendNeXt micro (hand-designed)", "attendnext_base": "AttendNeXt base (hand-designed)",
-           "mobilenet_v3_small": "MobileNetV3-Small (keras.applications)"}
+REFERENCE = "reference micro (random weights)"
+FORMATS = ("float32", "int8")
 
 
-def _row(name, metrics, latency, reference_ms):
-    from attendnext_keras.explore import netscore_of
+def _display_name(name):
+    from attendnext_keras import registry
 
-    return {"model": name, "display_name": DISPLAY.get(name, name), "params": metrics["params"],
-            "macs": metrics["macs"], "top1": metrics["top1"], "float_top1": metrics.get("float_top1"),
-            "tflite_bytes": metrics["tflite_bytes"], "arena_bytes": metrics.get("arena_bytes"),
-            "partitions": metrics.get("partitions"), "latency_ms": latency, "ratio_to_micro": latency / reference_ms,
-            "netscore": netscore_of(metrics)}
+    if name not in registry.list_models():
+        return name
+    info = registry.model_info(name)
+    kind = "hand-designed" if info.family == "attendnext" else "keras.applications"
+    return f"{info.display_name} ({kind})"
 
 
-def _markdown(rows, settings):
-    lines = [f"Proxy budget: {settings['epochs']} epoch(s) at {settings['size']} px on {settings['data']} "
-             f"(seed {settings['seed']}); int8 post-training quantization; LiteRT + XNNPACK, {settings['threads']} "
-             f"thread(s), {settings['runs']} interleaved runs per model, median.", "",
-             "| model | params | MACs | int8 top-1 | float top-1 | int8 KiB | TFLM arena KiB | partitions | "
-             "latency ms | × micro | NetScore |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+def _float32_blob(tflite_path, rebuild):
+    """The float32 flatbuffer of the model trained beside `tflite_path` (`<dir>/train/final.keras`), or of
+    `rebuild()` (random weights: enough for latency, not for accuracy) when that file is gone; and its source."""
+    from attendnext_keras.deploy.conversion import to_tflite
+    from attendnext_keras.saving import load_model
+
+    trained = os.path.join(os.path.dirname(tflite_path), "train", "final.keras")
+    if os.path.exists(trained):
+        return to_tflite(load_model(trained), "float32"), trained
+    return to_tflite(rebuild(), "float32"), None
+
+
+def _row(name, metrics, stats, reference):
+    """One table row: accuracy on both halves, sizes, and latency per format with ratios to the reference."""
+    from attendnext_keras.experiments.explore import netscore_of
+
+    int8 = stats[(name, "int8")]["median"]
+    f32 = stats[(name, "float32")]["median"]
+    best = "int8" if int8 <= f32 else "float32"
+    ref_int8 = stats[(reference, "int8")]["median"]
+    ref_best = min(stats[(reference, fmt)]["median"] for fmt in FORMATS)
+    test = metrics.get("test_top1")
+    return {"model": name, "display_name": _display_name(name), "params": metrics["params"], "macs": metrics["macs"],
+            "top1_selection": metrics["top1"], "top1_test": test,
+            "float_top1_selection": metrics.get("float_top1"),
+            "float32_tflite_top1_test": metrics.get("float32_top1_test"),
+            "tflite_bytes": metrics["tflite_bytes"], "float32_tflite_bytes": metrics.get("float32_tflite_bytes"),
+            "arena_bytes": metrics.get("arena_bytes"), "partitions": metrics.get("partitions"),
+            "float32_partitions": metrics.get("float32_partitions"),
+            "latency_ms": {"int8": int8, "float32": f32, "best": min(int8, f32)}, "best_format": best,
+            "ratio_to_micro": {"int8": int8 / ref_int8, "best": min(int8, f32) / ref_best},
+            "netscore_selection": netscore_of(metrics),
+            "netscore_test": None if test is None else netscore_of({**metrics, "top1": test}),
+            "float32_weights": metrics.get("float32_weights")}
+
+
+def _markdown(rows, settings, machine, reference):
+    from attendnext_keras.experiments.reports import provenance_lines
+
+    def pct(x):
+        return "—" if x is None else f"{x:.1%}"
+
+    def num(x, fmt):
+        return "—" if x is None else fmt.format(x)
+
+    lines = [*provenance_lines(machine),
+             f"Proxy budget: {settings['epochs']} epoch(s) at {settings['size']} px on {settings['data']} "
+             f"(seed {settings['seed']}); int8 by post-training quantization, float32 from the same trained weights; "
+             f"LiteRT + XNNPACK, {settings['threads']} thread(s), {settings['runs']} interleaved runs per model and "
+             f"format, median. Top-1 on the validation split's two halves: *selection* (what the search scored and "
+             f"chose on) and *test* ({settings['test_images']} images, never used to choose). Ratios are to "
+             f"{_display_name(reference)}: int8 to its int8, best to its best format.", "",
+             "| model | params | MACs | int8 top-1 (test) | int8 top-1 (selection) | float32 top-1 (test) | "
+             "int8 KiB | TFLM arena KiB | partitions (int8 / fp32) | int8 ms | float32 ms | best | int8 × micro | "
+             "best × micro | NetScore (test) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        arena = "—" if r["arena_bytes"] is None else f"{r['arena_bytes'] / 1024:.1f}"
-        fl = "—" if r["float_top1"] is None else f"{r['float_top1']:.1%}"
-        lines.append(f"| {r['display_name']} | {r['params']:,} | {r['macs']:,} | {r['top1']:.1%} | {fl} | "
-                     f"{r['tflite_bytes'] / 1024:.1f} | {arena} | {r['partitions']} | {r['latency_ms']:.3f} | "
-                     f"{r['ratio_to_micro']:.2f} | {r['netscore']:.1f} |")
+        lat = r["latency_ms"]
+        lines.append(
+            f"| {r['display_name']} | {r['params']:,} | {r['macs']:,} | {pct(r['top1_test'])} | "
+            f"{pct(r['top1_selection'])} | {pct(r['float32_tflite_top1_test'])} | {r['tflite_bytes'] / 1024:.1f} | "
+            f"{num(r['arena_bytes'] and r['arena_bytes'] / 1024, '{:.1f}')} | "
+            f"{r['partitions']} / {num(r['float32_partitions'], '{}')} | {lat['int8']:.3f} | {lat['float32']:.3f} | "
+            f"{r['best_format']} {lat['best']:.3f} | {r['ratio_to_micro']['int8']:.2f} | "
+            f"{r['ratio_to_micro']['best']:.2f} | {num(r['netscore_test'], '{:.1f}')} |")
+    random = [r["display_name"] for r in rows if r.get("float32_weights") == "random"]
+    if random:
+        lines += ["", f"float32 of {', '.join(random)}: random weights (the trained model file was gone), so its "
+                      f"float32 top-1 is not reported; its latency is unaffected."]
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "flowers160"),
-                        help="Image folder with train/ and val/ (default: ../shared/data/flowers160).")
+                        help="Image folder with train/ and val/ ('default': the embedded photographs) "
+                             "(default: ../shared/data/flowers160).")
     parser.add_argument("--size", type=int, default=64, help="Input size of every model (default: 64).")
     parser.add_argument("--trials", type=int, default=12, help="Candidates to train in the search (default: 12).")
     parser.add_argument("--epochs", type=int, default=5, help="Proxy training epochs of every model (default: 5).")
@@ -77,59 +138,106 @@ def main(argv=None):
                         help="Seconds after which the search starts no new trial (default: 2100).")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES),
                         help=f"Models trained with the same budget for comparison (default: {' '.join(BASELINES)}).")
-    parser.add_argument("--runs", type=int, default=100, help="Interleaved timed runs per model at the end.")
+    parser.add_argument("--runs", type=int, default=100, help="Interleaved timed runs per model and format at the end.")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads (default: 1).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the search, data and training.")
     parser.add_argument("--out", default=str(HERE / "results"), help="Output folder (default: benchmarks/results).")
     args = parser.parse_args(argv)
 
-    import numpy as np
+    from attendnext_keras import cli
 
-    from attendnext_keras.benchmark import build_model, machine_info, time_interleaved
-    from attendnext_keras.explore import Evaluator, explore
+    cli.setup_logging()  # the package's notices and progress on stderr, as `attendnext` shows them
 
-    started = time.time()
+    from attendnext_keras import _io, provenance
+    from attendnext_keras.config import DataConfig, ExploreConfig
+    from attendnext_keras.deploy import litert
+    from attendnext_keras.deploy.conversion import to_tflite
+    from attendnext_keras.experiments.benchmark import build_model, resolve_models
+    from attendnext_keras.experiments.explore import Evaluator, explore
+    from attendnext_keras.models import AttendNeXt
+    from attendnext_keras.specs import ModelSpec
+
+    try:
+        baselines = resolve_models(args.baselines) if args.baselines else []
+    except ValueError as error:
+        parser.error(str(error))
     out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _io.check_writable(out / "explore_bench.json")  # before an hour of training
+    command = provenance.command_line(["benchmarks/bench_explore.py", *(sys.argv[1:] if argv is None else argv)])
+    info = provenance.machine_info(command)
+    started = time.time()
     search_dir = out / "explore"
-    result = explore(data=args.data, study_name=f"bench-{args.objective}-{args.size}px",
-                     storage=f"sqlite:///{search_dir / 'study.db'}", n_trials=args.trials, objective=args.objective,
-                     base_variant="micro", input_sizes=(args.size,), epochs=args.epochs, batch_size=args.batch_size,
-                     out_dir=str(search_dir), seed=args.seed, timeout=args.timeout, threads=args.threads)
+    data = DataConfig(source=args.data)
+    config = ExploreConfig(study_name=f"bench-{args.objective}-{args.size}px",
+                           storage=f"sqlite:///{search_dir / 'study.db'}", trials=args.trials,
+                           objective=args.objective, base_variant="micro", input_sizes=(args.size,),
+                           epochs=args.epochs, batch_size=args.batch_size, out_dir=str(search_dir), seed=args.seed,
+                           timeout=args.timeout, threads=args.threads)
+    result = explore(config, data=data)
     searched = time.time() - started
     if result.winner is None:
         raise SystemExit("The search found no feasible candidate; see " + str(search_dir / "results.md"))
-    winner = result.winner.user_attrs["metrics"]
+    winner_name = f"explored (trial {result.winner.number})"
+    winner_spec = ModelSpec.from_dict(result.winner.user_attrs["spec"])
 
-    evaluator = Evaluator(args.data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                          reference_dir=str(search_dir / "reference"), threads=args.threads)
-    metrics = {f"explored (trial {result.winner.number})": winner}
-    for name in args.baselines:
+    # The search's own evaluator settings, so that the baselines get the same budget, data halves and reference.
+    evaluator = Evaluator(data.source, data.train_split, data.val_split, data.data_dir, epochs=config.epochs,
+                          batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
+                          reference=config.reference, reference_dir=str(search_dir / "reference"),
+                          calibration_images=config.calibration_images, latency_runs=config.latency_runs,
+                          threads=config.threads, test_split=config.test_split)
+    metrics = {winner_name: dict(result.winner.user_attrs["metrics"])}
+    builders = {winner_name: lambda: AttendNeXt(spec=winner_spec, input_shape=(args.size, args.size, 3),
+                                                classes=evaluator.classes, classifier_activation=None)}
+    for name in baselines:
         print(f"baseline {name}: training {args.epochs} epoch(s) at {args.size} px", file=sys.stderr, flush=True)
-        metrics[name] = evaluator.evaluate(functools.partial(build_model, name, args.size, evaluator.classes), str(out / "explore_baselines"
-                                                                                              / name), size=args.size)
+        builders[name] = functools.partial(build_model, name, args.size, evaluator.classes)
+        metrics[name] = evaluator.evaluate(builders[name], str(out / "explore_baselines" / name), size=args.size)
 
-    blobs = {name: open(m["tflite_path"], "rb").read() for name, m in metrics.items()}
-    blobs["reference micro (random weights)"] = evaluator.reference_blob(args.size)
-    samples = time_interleaved(blobs, num_threads=args.threads, runs=args.runs, seed=args.seed)
-    medians = {name: float(np.median(t)) for name, t in samples.items()}
-    reference_ms = medians.get("attendnext_micro", medians["reference micro (random weights)"])
-    rows = [_row(name, m, medians[name], reference_ms) for name, m in metrics.items()]
+    _, _, test_ds = evaluator.datasets(args.size)
+    blobs = {}
+    for name, m in metrics.items():
+        blobs[(name, "int8")] = litert.read_tflite(m["tflite_path"])
+        if m.get("test_top1") is None:  # a trial stored before the test half existed: measure it now
+            m["test_top1"] = float(litert.evaluate_tflite(blobs[(name, "int8")], test_ds)["top1"])
+        blob, trained = _float32_blob(m["tflite_path"], builders[name])
+        blobs[(name, "float32")] = blob
+        m["float32_weights"] = "trained" if trained else "random"
+        m["float32_top1_test"] = (float(litert.evaluate_tflite(blob, test_ds)["top1"]) if trained else None)
+        m["float32_tflite_bytes"] = len(blob)
+        m["float32_partitions"] = litert.delegation_report(blob)["partitions"]
+
+    reference = "attendnext_micro" if "attendnext_micro" in metrics else REFERENCE
+    if reference == REFERENCE:
+        blobs[(REFERENCE, "int8")] = evaluator.reference_blob(args.size)
+        blobs[(REFERENCE, "float32")] = to_tflite(
+            AttendNeXt(spec=evaluator.reference.replace(input_size=args.size), input_shape=(args.size, args.size, 3),
+                       classes=evaluator.classes, classifier_activation=None), "float32")
+    print(f"timing {len(blobs)} models ({', '.join(FORMATS)}), {args.runs} runs each, interleaved", file=sys.stderr,
+          flush=True)
+    samples = litert.time_interleaved(blobs, num_threads=args.threads, runs=args.runs, seed=args.seed)
+    stats = {key: litert.latency_stats(values) for key, values in samples.items()}
+    rows = [_row(name, m, stats, reference) for name, m in metrics.items()]
     settings = {"data": args.data, "size": args.size, "epochs": args.epochs, "trials": args.trials,
                 "objective": args.objective, "seed": args.seed, "threads": args.threads, "runs": args.runs,
+                "baselines": baselines, "reference": reference,
+                "selection_images": evaluator.select_source.num_examples,
+                "test_images": evaluator.test_source.num_examples,
                 "search_seconds": searched, "total_seconds": time.time() - started}
-    table = _markdown(rows, settings)
-    out.mkdir(parents=True, exist_ok=True)
+    info["load_average_after"] = provenance.load_average()
+    table = _markdown(rows, settings, info, reference)
     spec_path = os.path.relpath(result.paths["spec"], out)  # relative, so the markdown reads the same anywhere
-    (out / "explore_bench.md").write_text(table + "\n\nWinner spec: `" + spec_path + "`\n",
-                                          encoding="utf-8")
-    with open(out / "explore_bench.json", "w", encoding="utf-8") as f:
-        json.dump({"settings": settings, "machine": machine_info(), "rows": rows, "winner_trial": result.winner.number,
-                   "winner_spec": result.winner_spec.to_dict(), "latency_ms_samples": {k: [round(x, 4) for x in v]
-                                                                                         for k, v in samples.items()}},
-                  f, indent=1)
+    paths = [_io.write_atomic(out / "explore_bench.md", table + "\n\nWinner spec: `" + spec_path + "`\n"),
+             _io.write_json(out / "explore_bench.json", {
+                 "settings": settings, "machine": info, "rows": rows, "winner_trial": result.winner.number,
+                 "winner_spec": winner_spec.to_dict(),
+                 "latency_ms": {f"{name} / {fmt}": {k: v for k, v in s.items() if k != "samples"}
+                                for (name, fmt), s in stats.items()},
+                 "latency_ms_samples": {f"{name} / {fmt}": s["samples"] for (name, fmt), s in stats.items()}})]
     print(table)
     print(f"\nsearch {searched / 60:.1f} min, total {(time.time() - started) / 60:.1f} min; wrote "
-          f"{out / 'explore_bench.md'} and {out / 'explore_bench.json'}")
+          f"{', '.join(map(str, paths))}")
 
 
 if __name__ == "__main__":

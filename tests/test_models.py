@@ -136,6 +136,16 @@ def test_ablation_switches(default_build):
     plain = an.AttendNeXt(variant="micro", antialias=False, enforce_constraints=False)
     assert "BlurPool2D" not in _layer_kinds(plain) and "BlurPool2D" in _layer_kinds(default_build("micro"))
     assert plain.output_shape == none.output_shape == (None, 1000)
+    # Without anti-aliasing every stage downsamples as ordinary networks do (default: 2×2 max-pool / 2).
+    downsamplers = [l for l in plain.layers if "_down" in l.name]
+    assert {type(l).__name__ for l in downsamplers} == {"MaxPooling2D"}
+    assert all(l.pool_size == (2, 2) and l.strides == (2, 2) for l in downsamplers)
+    for kind, layer in (("avg", "AveragePooling2D"), ("dwconv", "DepthwiseConv2D")):
+        spec = an.VARIANTS["micro"].replace(antialias=False, plain_downsample=kind)
+        model = an.AttendNeXt(spec=spec, enforce_constraints=False)
+        assert layer in {type(l).__name__ for l in model.layers if "_down" in l.name}, kind
+    with pytest.raises(ValueError, match="`plain_downsample` must be one of"):
+        an.AttendNeXt(spec=an.VARIANTS["micro"].replace(plain_downsample="bilinear"))
 
 
 def test_width_multiplier_scales_widths():

@@ -100,7 +100,6 @@ QUICKSTART = [
 
         import attendnext_keras as an
         from attendnext_keras import data
-        from attendnext_keras.peers import PEERS
         from attendnext_keras.preprocessing import preprocess_image
 
         VARIANTS = ["base", "micro"] if SMALL else an.list_variants()  # the AttendNeXt variants to compare
@@ -191,9 +190,10 @@ QUICKSTART = [
         plt.show()
         '''),
     md("## 4. AttendNeXt against MobileNetV3\n\n"
-       "`attendnext_keras.peers.PEERS` builds the networks AttendNeXt is benchmarked against (float Keras models "
-       "with random weights, logits out); the same `profile` counts their parameters and MACs at 224 px, 1000 "
-       "classes. Latency on a CPU: `benchmarks/bench_latency.py` and notebook 03."),
+       "`an.create_model` builds any model of the registry (`an.list_models()`: the AttendNeXt variants and the "
+       "networks AttendNeXt is benchmarked against; float Keras models with random weights, logits out); the same "
+       "`profile` counts their parameters and MACs at 224 px, 1000 classes. Latency on a CPU: "
+       "`attendnext benchmark` (or `benchmarks/bench_peers.py`) and notebook 03."),
     code('''
         from IPython.display import Markdown, display
 
@@ -204,7 +204,7 @@ QUICKSTART = [
             rows.append((f"AttendNeXt {variant}", built.inputs[0].shape[1], p.params, p.macs,
                          p.peak_activation_bytes))
         for name in PEER_NAMES:
-            peer = PEERS[name]((224, 224, 3), 1000)
+            peer = an.create_model(name, input_size=224, classes=1000)  # logits, random weights
             p = an.profile(peer)
             rows.append((name, 224, p.params, p.macs, p.peak_activation_bytes))
 
@@ -225,18 +225,19 @@ TRAIN = [
     *header(
         "02_train_on_your_data.ipynb", "Train AttendNeXt on your images",
         "Train AttendNeXt on an image folder (or a TensorFlow Datasets set) with the package's training API "
-        "(`attendnext_keras.training.train` and `TrainConfig`), plot the learning curves and the confusion matrix "
-        "on the held-out images. The same run from the command line: `attendnext train --data FOLDER`.", gpu=True),
+        "(`attendnext_keras.training.train` and `attendnext_keras.config.TrainConfig`), plot the learning curves "
+        "and the confusion matrix on the held-out images. The same run from the command line: "
+        "`attendnext train --data FOLDER`.", gpu=True),
     code(SETTINGS_PREAMBLE, '''
         import csv
-        import json
 
         import matplotlib.pyplot as plt
         import numpy as np
 
         import attendnext_keras as an
-        from attendnext_keras import data
-        from attendnext_keras.training import TrainConfig, configure_mixed_precision, evaluate, make_strategy, train
+        from attendnext_keras import _io, data
+        from attendnext_keras.config import TrainConfig
+        from attendnext_keras.training import configure_mixed_precision, evaluate, make_strategy, train
         ''', DATA_SETTINGS, '''
         if SMALL:
             VARIANT, IMAGE_SIZE, EPOCHS, BATCH_SIZE = "micro", 64, 3, 32
@@ -250,13 +251,13 @@ TRAIN = [
         print(f"data {DATA} ({TRAIN_SPLIT} / {VAL_SPLIT}), AttendNeXt {VARIANT} at {IMAGE_SIZE} px, {EPOCHS} epochs")
         '''),
     md("## 1. Data\n\n"
-       "`data.load_source` reads an image folder `ROOT/<split>/<class>/*` (classes in sorted order; every image "
-       "is decoded once up front, so a corrupt file is skipped with a warning instead of stopping training "
-       "mid-epoch) or a TFDS split. `data.make_dataset` gives batches of float32 pixels in [0, 255] (the models "
-       "rescale themselves) and int32 labels; training batches get a random resized crop and a horizontal flip."),
+       "`data.load_splits` reads the training and held-out splits of an image folder `ROOT/<split>/<class>/*` "
+       "(classes in sorted order; every image is decoded once up front, so a corrupt file is skipped with a logged "
+       "warning instead of stopping training mid-epoch) or of a TFDS set, and checks that both have the same "
+       "classes. `data.make_dataset` gives batches of float32 pixels in [0, 255] (the models rescale "
+       "themselves) and int32 labels; training batches get a random resized crop and a horizontal flip."),
     code('''
-        train_source = data.load_source(DATA, TRAIN_SPLIT)
-        val_source = data.load_source(DATA, VAL_SPLIT)
+        train_source, val_source = data.load_splits(DATA, TRAIN_SPLIT, VAL_SPLIT)  # same classes, same order
         class_names = train_source.class_names
         print(f"{train_source.num_examples} training and {val_source.num_examples} validation images, "
               f"{len(class_names)} classes: {', '.join(class_names)}")
@@ -282,14 +283,14 @@ TRAIN = [
        "continues from it), and the best model by validation accuracy is saved as `best.keras`. "
        "`configure_mixed_precision` picks float16 on a GPU, bfloat16 on a TPU and float32 on a CPU."),
     code('''
-        config = TrainConfig(epochs=EPOCHS, batch_size=BATCH_SIZE, learning_rate=3e-3, bn_momentum=0.9, seed=0)
+        config = TrainConfig(epochs=EPOCHS, batch_size=BATCH_SIZE, seed=0)  # learning rate 3e-3, bn_momentum 0.9
         print("precision:", configure_mixed_precision(config.mixed_precision))
         result = train(lambda: an.AttendNeXt(variant=VARIANT, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
                                              classes=len(class_names), classifier_activation=None),
                        train_ds, val_ds, config, out_dir=OUT_DIR, resume=RESUME, strategy=strategy)
         model = result.model
-        with open(os.path.join(OUT_DIR, "class_names.json"), "w") as f:
-            json.dump(class_names, f)  # the CLI (attendnext evaluate/export) reads the names from here
+        # the CLI (attendnext evaluate/export) reads the names from here; written atomically, like every package file
+        _io.write_json(os.path.join(OUT_DIR, "class_names.json"), class_names)
         print(f"best model: {result.best_path}\\nfinal model: {result.final_path}")
         '''),
     md("## 3. Learning curves\n\n"
@@ -371,11 +372,12 @@ QAT = [
 
         import attendnext_keras as an
         from attendnext_keras import data
-        from attendnext_keras.export import export
-        from attendnext_keras.pipeline import evaluate_tflite
+        from attendnext_keras.config import TrainConfig
+        from attendnext_keras.deploy.export import export
+        from attendnext_keras.deploy.litert import evaluate_tflite, measure_latency, read_tflite
+        from attendnext_keras.deploy.predictor import Predictor, format_predictions
         from attendnext_keras.quantization import fine_tune
-        from attendnext_keras.runtime import Predictor, format_predictions, measure_latency
-        from attendnext_keras.training import TrainConfig, evaluate, train
+        from attendnext_keras.training import evaluate, train
         ''', DATA_SETTINGS, '''
         if SMALL:
             VARIANT, IMAGE_SIZE, EPOCHS, QAT_EPOCHS, BATCH_SIZE, LATENCY_RUNS = "micro", 64, 3, 1, 32, 50
@@ -385,7 +387,7 @@ QAT = [
         OUT_DIR = "runs/notebook03"
         os.makedirs(OUT_DIR, exist_ok=True)
 
-        train_source, val_source = data.load_source(DATA, TRAIN_SPLIT), data.load_source(DATA, VAL_SPLIT)
+        train_source, val_source = data.load_splits(DATA, TRAIN_SPLIT, VAL_SPLIT)
         class_names = train_source.class_names
         train_ds = data.make_dataset(train_source, IMAGE_SIZE, BATCH_SIZE, training=True, seed=0,
                                      crop_scale=(0.25, 1.0))
@@ -399,8 +401,7 @@ QAT = [
         float_run = train(lambda: an.AttendNeXt(variant=VARIANT, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
                                                 classes=len(class_names), classifier_activation=None),
                           train_ds, val_ds,
-                          TrainConfig(epochs=EPOCHS, batch_size=BATCH_SIZE, learning_rate=3e-3, bn_momentum=0.9,
-                                      mixed_precision="float32", seed=0),
+                          TrainConfig(epochs=EPOCHS, batch_size=BATCH_SIZE, mixed_precision="float32", seed=0),
                           out_dir=os.path.join(OUT_DIR, "float"))
         float_model = float_run.model
         '''),
@@ -408,8 +409,9 @@ QAT = [
        "`fine_tune` rebuilds the Keras 3 model in tf-keras (same layers, same weights, outputs compared), "
        "annotates every layer for 8-bit quantization (BatchNormalization folds into its convolution; AttendNeXt's "
        "`Multiply`, `BlurPool2D` and the input `Rescaling` get their own quantization configs) and trains with "
-       "`TrainConfig.qat()`: a few epochs at a learning rate ~20× lower, no warmup, BatchNorm statistics frozen. "
-       "The fake-quant ranges it learns become the int8 scales, so the export needs no calibration data."),
+       "`TrainConfig.qat()` (a `QATConfig`): a few epochs at a learning rate ~30× lower, no warmup, BatchNorm "
+       "statistics frozen. The fake-quant ranges it learns become the int8 scales, so the export needs no "
+       "calibration data."),
     code('''
         qat_run = fine_tune(float_model, train_ds, val_ds, TrainConfig.qat(epochs=QAT_EPOCHS, batch_size=BATCH_SIZE),
                             out_dir=os.path.join(OUT_DIR, "qat"))
@@ -427,7 +429,7 @@ QAT = [
                               class_names=class_names),
             "int8": export(qat_model, os.path.join(OUT_DIR, "model_int8.tflite"), "int8", class_names=class_names),
         }
-        blobs = {mode: open(result.path, "rb").read() for mode, result in exports.items()}
+        blobs = {mode: read_tflite(result.path) for mode, result in exports.items()}
         for mode, result in exports.items():
             print(f"--- {result.path}\\n{result.report.summary()}\\n")
         '''),
@@ -511,15 +513,15 @@ MICRO = [
         "op resolver a microcontroller project compiles (see `tflite/README.md` and `tflite/app/main.cc`)."),
     code(SETTINGS_PREAMBLE, '''
         import matplotlib.pyplot as plt
-        import numpy as np
 
         import attendnext_keras as an
         from attendnext_keras import data
-        from attendnext_keras.export import export
-        from attendnext_keras.micro import (MicroRunner, compare_ops_with_litert, compare_with_litert, model_ops,
-                                            write_c_sources)
-        from attendnext_keras.pipeline import evaluate_tflite
-        from attendnext_keras.training import TrainConfig, train
+        from attendnext_keras.config import TrainConfig
+        from attendnext_keras.deploy.export import export
+        from attendnext_keras.deploy.litert import evaluate_tflite, read_tflite
+        from attendnext_keras.deploy.micro import (MicroRunner, compare_with_litert, model_ops, own_rounding_by_op,
+                                                   write_c_sources)
+        from attendnext_keras.training import train
 
         if SMALL:  # the embedded photographs; micro at 64 px, a short training
             DATA, IMAGE_SIZE, EPOCHS, CALIBRATION_IMAGES, COMPARE_IMAGES = str(data.default_data_dir()), 64, 3, 100, 16
@@ -537,9 +539,9 @@ MICRO = [
        "A short float training, then post-training quantization (`int8-ptq`) calibrated on training images: "
        "quick, and TFLM needs nothing more than a fully int8 model. Quantization-aware training (notebook 03) "
        "keeps more accuracy; to use a model from there or from `attendnext run`, set "
-       "`blob = open(\"runs/notebook03/model_int8.tflite\", \"rb\").read()` and go on from section 2."),
+       "`blob = read_tflite(\"runs/notebook03/model_int8.tflite\")` and go on from section 2."),
     code('''
-        train_source, val_source = data.load_source(DATA, TRAIN_SPLIT), data.load_source(DATA, VAL_SPLIT)
+        train_source, val_source = data.load_splits(DATA, TRAIN_SPLIT, VAL_SPLIT)
         class_names = train_source.class_names
         train_ds = data.make_dataset(train_source, IMAGE_SIZE, 32, training=True, seed=0, crop_scale=(0.25, 1.0))
         val_ds = data.make_dataset(val_source, IMAGE_SIZE, 32, training=False)
@@ -547,15 +549,14 @@ MICRO = [
         run = train(lambda: an.AttendNeXt(variant="micro", input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
                                           classes=len(class_names), classifier_activation=None),
                     train_ds, val_ds,
-                    TrainConfig(epochs=EPOCHS, batch_size=32, learning_rate=3e-3, bn_momentum=0.9,
-                                mixed_precision="float32", seed=0),
+                    TrainConfig(epochs=EPOCHS, batch_size=32, mixed_precision="float32", seed=0),
                     out_dir=os.path.join(OUT_DIR, "float"))
         model = run.model
 
-        calibration = data.representative_images(train_source, IMAGE_SIZE, count=CALIBRATION_IMAGES)
+        calibration = data.calibration_images(train_source, IMAGE_SIZE, count=CALIBRATION_IMAGES)
         exported = export(model, os.path.join(OUT_DIR, "model_int8.tflite"), "int8-ptq",
                           representative_data=calibration, class_names=class_names)
-        blob = open(exported.path, "rb").read()
+        blob = read_tflite(exported.path)
         print(exported.report.summary())
         '''),
     md("## 2. Memory: the tensor arena\n\n"
@@ -590,11 +591,12 @@ MICRO = [
     md("## 3. TFLM against LiteRT\n\n"
        "`compare_with_litert` runs the same int8 inputs through TFLM, LiteRT's reference kernels and LiteRT with "
        "XNNPACK, and reports the largest output difference in quantization steps (LSB) and how often the top-1 "
-       "class agrees. `compare_ops_with_litert` then goes op by op: on bit-identical inputs, convolutions may "
-       "requantize 1 LSB apart in the two runtimes and every other op should match exactly; those single steps "
-       "add up over the network to a few LSB on the logits, while the top-1 class should agree."),
+       "class agrees. `own_rounding_by_op` then goes op by op (`compare_ops_with_litert`): on bit-identical "
+       "inputs, convolutions may requantize 1 LSB apart in the two runtimes and every other op should match "
+       "exactly; those single steps add up over the network to a few LSB on the logits, while the top-1 class "
+       "should agree."),
     code('''
-        images = data.representative_images(val_source, IMAGE_SIZE, count=COMPARE_IMAGES)
+        images = data.calibration_images(val_source, IMAGE_SIZE, count=COMPARE_IMAGES)
         comparison = compare_with_litert(blob, images)
         for key, value in comparison.items():
             print(f"{key:<30} {value}")
@@ -605,13 +607,8 @@ MICRO = [
               f"({val_source.num_examples} images)")
         '''),
     code('''
-        import collections
-
-        own_difference = collections.defaultdict(int)  # per op type: the largest LSB difference on identical inputs
-        for row in compare_ops_with_litert(blob, images):
-            if row["max_lsb_equal_inputs"] is not None:
-                own_difference[row["op"]] = max(own_difference[row["op"]], row["max_lsb_equal_inputs"])
-        for op, lsb in sorted(own_difference.items()):
+        # per op type: the largest LSB difference of TFLM's output on bit-identical inputs (compare_ops_with_litert)
+        for op, (count, lsb) in sorted(own_rounding_by_op(blob, images).items()):
             print(f"{op:<22} ≤ {lsb} LSB")
         '''),
     md("## 4. C sources for a microcontroller project\n\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import tempfile
 
 import numpy as np
@@ -68,13 +69,14 @@ def to_tflite_formats(model, modes=("float32", "int8-ptq"), representative_data=
             archive = _keras.get_keras("keras").export.ExportArchive()
             archive.track(fixed)
             archive.add_endpoint("serve", functools.partial(fixed.__call__, training=False), signature)
-            with contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()), _quiet_tensorflow_logger():
                 archive.write_out(folder)
         else:
             module = tf.Module()
             module.weights = list(fixed.weights)  # tracked, so the function's captured variables are saved
             module.serve = tf.function(lambda image: fixed(image, training=False), input_signature=signature)
-            tf.saved_model.save(module, folder, signatures={"serving_default": module.serve})
+            with _quiet_tensorflow_logger():
+                tf.saved_model.save(module, folder, signatures={"serving_default": module.serve})
         return {mode: _convert(tf.lite.TFLiteConverter.from_saved_model(folder), mode, images[mode], int8_io)
                 for mode in modes}
 
@@ -114,9 +116,21 @@ def _convert(converter, mode, images, int8_io):
     if mode in ("int8", "int8-ptq") and int8_io:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    # The Keras 3 export path prints its traced signature; keep the user's console for what matters.
-    with contextlib.redirect_stdout(io.StringIO()):
+    # The Keras 3 export path prints its traced signature, TensorFlow logs "Assets written to": keep the user's
+    # console for what matters.
+    with contextlib.redirect_stdout(io.StringIO()), _quiet_tensorflow_logger():
         return converter.convert()
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow_logger():
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        tf_logger.setLevel(level)
 
 
 def _with_batch_size(model, batch_size):

@@ -95,7 +95,7 @@ def run_benchmark(config: BenchmarkConfig | None = None, accuracies=None, out_di
     config = config or BenchmarkConfig()
     names = resolve_models(config.models)
     accuracies = load_accuracies(accuracies)
-    references = resolve_models(references)
+    references = resolve_models(references) if references else []
     info = provenance.machine_info(command)
     started = time.time()
     sizes = {name: model_input_size(name, config.input_size) for name in names}

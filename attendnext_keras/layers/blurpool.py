@@ -149,37 +149,54 @@ def _define(flavour: str) -> dict:
     return {"BlurPool2D": BlurPool2D}
 
 
+PLAIN_DOWNSAMPLES = ("max", "avg", "dwconv", "decimate")
+
+
 def apply_aads(x, *, pattern="max", filters=None, kernel_size=3, filter_size=3, strides=2, pad_mode="same",
-               antialias=True, name, keras=None):
+               antialias=True, plain="max", name, keras=None):
     """Anti-aliased downsampling patterns of Zhang (2019), as functional layers with fixed names.
 
     * pattern="max":  MaxPool(2, stride 1) → BlurPool(stride s)      (replaces MaxPool(2, stride 2))
     * pattern="conv": Conv(k×k, stride 1) → BN → ReLU → BlurPool(s)  (replaces a strided Conv → BN → ReLU)
     * pattern="blur": BlurPool(s) alone (replaces plain subsampling)
 
-    With `antialias=False` the same pattern is built without the blur, striding the max-pool or convolution
-    instead: the ablation baseline. A 1×1 convolution is never strided (the paper's constraint (2)).
+    With `antialias=False` the ablation baseline is built instead, what ordinary networks do: the "conv" pattern
+    strides its convolution; "max" and "blur" downsample with `plain`: "max" (MaxPool 2×2 / s), "avg" (AvgPool
+    2×2 / s), "dwconv" (3×3 depthwise conv / s → BN → ReLU, as MobileNets do) or "decimate" (keep every s-th pixel,
+    no filtering at all). A 1×1 convolution is never strided (the paper's constraint (2)).
     """
     flavour = _keras.resolve_flavour(keras)
     k = _keras.get_keras(flavour)
-    blur_cls = _define(flavour)["BlurPool2D"]
     if pattern not in ("max", "conv", "blur"):
         raise ValueError(f"`pattern` must be 'max', 'conv' or 'blur'. Received: pattern={pattern!r}")
+    if plain not in PLAIN_DOWNSAMPLES:
+        raise ValueError(f"`plain` must be one of {PLAIN_DOWNSAMPLES}. Received: plain={plain!r}")
     if pattern == "conv" and kernel_size == 1 and strides > 1 and not antialias:
         raise ValueError(f"'{name}': a strided point-wise (1×1) convolution loses information; use kernel_size > 1.")
-    stride_here = 1 if antialias else strides
-    if pattern == "max":
-        x = k.layers.MaxPooling2D(pool_size=2 if antialias else strides, strides=stride_here, padding="same",
-                                  name=f"{name}_maxpool")(x)
-    elif pattern == "conv":
-        if filters is None:
-            raise ValueError(f"'{name}': pattern='conv' needs `filters`.")
-        x = k.layers.Conv2D(filters, kernel_size, strides=stride_here, padding="same", use_bias=False,
+    if pattern == "conv" and filters is None:
+        raise ValueError(f"'{name}': pattern='conv' needs `filters`.")
+    if pattern == "conv":
+        x = k.layers.Conv2D(filters, kernel_size, strides=1 if antialias else strides, padding="same", use_bias=False,
                             name=f"{name}_conv")(x)
         x = k.layers.BatchNormalization(name=f"{name}_bn")(x)
         x = k.layers.ReLU(name=f"{name}_relu")(x)
     elif not antialias:
-        return k.layers.MaxPooling2D(pool_size=1, strides=strides, padding="same", name=f"{name}_subsample")(x)
+        return _plain_downsample(x, plain, strides, name, k)
+    elif pattern == "max":
+        x = k.layers.MaxPooling2D(pool_size=2, strides=1, padding="same", name=f"{name}_maxpool")(x)
     if antialias:
+        blur_cls = _define(flavour)["BlurPool2D"]
         x = blur_cls(filter_size=filter_size, strides=strides, pad_mode=pad_mode, name=f"{name}_blur")(x)
     return x
+
+
+def _plain_downsample(x, plain, strides, name, k):
+    if plain == "max":
+        return k.layers.MaxPooling2D(pool_size=2, strides=strides, padding="same", name=f"{name}_maxpool")(x)
+    if plain == "avg":
+        return k.layers.AveragePooling2D(pool_size=2, strides=strides, padding="same", name=f"{name}_avgpool")(x)
+    if plain == "dwconv":
+        x = k.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(x)
+        x = k.layers.BatchNormalization(name=f"{name}_bn")(x)
+        return k.layers.ReLU(name=f"{name}_relu")(x)
+    return k.layers.MaxPooling2D(pool_size=1, strides=strides, padding="same", name=f"{name}_subsample")(x)

@@ -1,0 +1,268 @@
+"""The proxy-accuracy study: does AttendNeXt beat the MobileNet families at equal accuracy, and do DC-AC and AADS help?
+
+    attendnext study --stage front --data ../shared/data/flowers160 --out benchmarks/results/study   # models × seeds
+    attendnext study --stage ablations ...     # the paper's ablations of one fixed spec
+    attendnext study --stage latency ...       # every studied model timed at deployment size, one interleaved run
+    attendnext study --stage report ...        # tables and plots again from results.json, without training
+
+Protocol. Every model is trained from scratch with one recipe (the config's `train` section; `--recipe FILE`) at
+`input_size` for `epochs`, once per seed. The data folder's `train/` trains; its `val/` is halved once,
+deterministically and stratified (`data.holdout_split`): the selection half picks the best epoch (the only choice
+made), the test half is only ever reported. A `test/` folder (or `test_split`) replaces the halves. Each run records
+test top-1, which test images it got right (for paired statistics), the selection curve, parameters and MACs, training
+time, and the shift consistency of its best model (`experiments.shift`).
+
+Resumption. `DIR/results.json` holds one entry per (model, seed) with a hash of the model's architecture, the recipe,
+the input size, the epochs and the data listing. A rerun skips entries whose hash matches; a killed run continues from
+its last epoch checkpoint in `DIR/runs/` (git-ignored); a changed recipe or data listing gives a new hash, so its runs
+are new entries, never mixed with the old (reports use the current hash only). One process at a time holds `DIR`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import gc
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import warnings
+
+import numpy as np
+
+from attendnext_keras import _io, _keras, data, profiling, provenance, registry
+from attendnext_keras.config import BenchmarkConfig, DataConfig, StudyConfig, TrainConfig
+from attendnext_keras.experiments import ablations, benchmark, benchmark_report, shift, study_report
+from attendnext_keras.saving import load_model
+from attendnext_keras.specs import get_spec, save_spec
+from attendnext_keras.training import train
+
+logger = logging.getLogger(__name__)
+SCHEMA = 1
+
+
+@dataclasses.dataclass
+class Candidate:
+    """A model the study trains: `label` names it in results, `name` is what the registry builds (a registry name or
+    a spec file), `arm` is its ablation arm (None on the front)."""
+
+    label: str
+    name: str
+    family: str
+    arm: str | None = None
+
+    def build(self, input_size, classes):
+        extra = {"enforce_constraints": False} if self.family == "attendnext" else {}
+        return registry.create_model(self.name, input_size=input_size, classes=classes, **extra)
+
+
+@dataclasses.dataclass
+class StudyData:
+    train: object
+    select: object
+    test: object
+    listing_hash: str
+    description: dict
+
+
+def load_study_data(source: DataConfig, test_split=None) -> StudyData:
+    """The three splits of the protocol; fails before any training when the held-out split cannot be halved."""
+    train_source, val_source = data.load_splits(source.source, source.train_split, source.val_split, source.data_dir)
+    if test_split is None and os.path.isdir(os.path.join(str(source.source), "test")):
+        test_split = "test"
+    if test_split:
+        select, test = val_source, data.load_source(source.source, test_split, source.data_dir)
+        data.check_classes(test.num_classes, test.class_names, train_source, f"Test split '{test_split}'")
+    else:
+        select, test = data.holdout_split(val_source, seed=0)
+    root = data.default_data_dir() if source.source == "default" else source.source
+    listing = {part.split: [[_relative(f, root), label] for f, label in zip(part.files, part.labels)]
+               for part in (train_source, select, test)}
+    listing["classes"] = train_source.class_names
+    digest = hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
+    description = {"source": str(source.source), "classes": train_source.class_names,
+                   "train": train_source.num_examples, "selection": select.num_examples, "test": test.num_examples,
+                   "selection_split": select.split, "test_split": test.split}
+    return StudyData(train_source, select, test, digest, description)
+
+
+def _relative(path, root):
+    try:
+        return os.path.relpath(path, root)
+    except ValueError:
+        return path
+
+
+def candidates(config: StudyConfig, out_dir) -> list:
+    """The stage's models: the front's registry names (or spec files), or the ablation arms written as spec files."""
+    if config.stage == "front":
+        return [Candidate(label=n, name=n, family=registry.model_info(n).family) for n in config.models]
+    base = get_spec(config.ablation_base[len("attendnext_"):] if config.ablation_base.startswith("attendnext_")
+                    else config.ablation_base)
+    specs_dir = os.path.join(out_dir, "specs")
+    os.makedirs(specs_dir, exist_ok=True)
+    out = []
+    for arm, spec in ablations.ablation_specs(base, config.input_size).items():
+        path = save_spec(spec, os.path.join(specs_dir, f"{spec.name}.json"))
+        out.append(Candidate(label=f"attendnext_{base.name}:{arm}", name=path, family="attendnext", arm=arm))
+    return out
+
+
+def run_hash(candidate: Candidate, recipe: TrainConfig, config: StudyConfig, study_data: StudyData, classes) -> str:
+    """The hash of what makes a run: architecture, recipe (without the seed), input size, epochs, data listing."""
+    model = candidate.build(config.input_size, classes)
+    architecture = hashlib.sha256(model.to_json().encode()).hexdigest()
+    recipe_values = {k: v for k, v in recipe.to_dict().items() if k != "seed"}
+    material = {"architecture": architecture, "recipe": recipe_values, "input_size": config.input_size,
+                "epochs": config.epochs, "data": study_data.listing_hash}
+    _keras.get_keras("keras").backend.clear_session()
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Results file
+
+
+def results_path(out_dir) -> str:
+    return os.path.join(out_dir, "results.json")
+
+
+def load_results(out_dir) -> dict:
+    path = results_path(out_dir)
+    if not os.path.exists(path):
+        return {"schema": SCHEMA, "runs": []}
+    results = _io.read_json(path, "Study results")
+    if not isinstance(results, dict) or not isinstance(results.get("runs"), list):
+        raise ValueError(f"'{path}' is not a study results file (no list 'runs').")
+    return results
+
+
+def _save(out_dir, results):
+    _io.write_json(results_path(out_dir), results)
+
+
+def find_run(results, label, seed, digest):
+    return next((r for r in results["runs"] if r["model"] == label and r["seed"] == seed and r["hash"] == digest),
+                None)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Running
+
+
+def run_study(config: StudyConfig, data_config: DataConfig, recipe: TrainConfig, verbose: int = 1) -> dict:
+    """Runs one stage of the study into `config.out_dir` and rewrites its reports; returns the results."""
+    out_dir = config.out_dir
+    with _io.folder_lock(out_dir, "study"):
+        results = load_results(out_dir)
+        if config.stage in ("front", "ablations"):
+            _train_stage(config, data_config, recipe, results, verbose)
+        elif config.stage == "latency":
+            _latency_stage(config, results)
+        study_report.write_report(out_dir, config)
+    return results
+
+
+def _train_stage(config, data_config, recipe, results, verbose):
+    study_data = load_study_data(data_config, config.test_split)
+    classes = study_data.train.num_classes
+    todo = candidates(config, config.out_dir)
+    plan = [(c, seed, run_hash(c, recipe, config, study_data, classes)) for c in todo for seed in config.seeds]
+    results["study"] = {"data": study_data.description, "recipe": recipe.to_dict(), "input_size": config.input_size,
+                        "epochs": config.epochs}
+    results.setdefault("plans", {})[config.stage] = [[c.label, seed, digest] for c, seed, digest in plan]
+    _save(config.out_dir, results)
+    done = sum(find_run(results, c.label, s, d) is not None for c, s, d in plan)
+    logger.info("study %s: %d of %d runs done; %d to train", config.stage, done, len(plan), len(plan) - done)
+    for i, (candidate, seed, digest) in enumerate(plan, 1):
+        if find_run(results, candidate.label, seed, digest) is not None:
+            continue
+        logger.info("[%d/%d] %s, seed %d", i, len(plan), candidate.label, seed)
+        entry = train_one(candidate, seed, digest, config, data_config, recipe, study_data, verbose)
+        results["runs"].append(entry)
+        _save(config.out_dir, results)
+        logger.info("      test top-1 %.1f %% (best selection epoch %d), %.0f s", 100 * entry["test_top1"],
+                    entry["best_epoch"], entry["train_seconds"])
+
+
+def _run_dir(out_dir, label, seed, digest):
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+    return os.path.join(out_dir, "runs", f"{safe}__seed{seed}__{digest}")
+
+
+def train_one(candidate, seed, digest, config, data_config, recipe, study_data, verbose=1) -> dict:
+    """Trains one (model, seed), continuing from its checkpoint if a killed run left one; returns its entry."""
+    keras = _keras.get_keras("keras")
+    keras.backend.clear_session()
+    size, classes = config.input_size, study_data.train.num_classes
+    run_dir = _run_dir(config.out_dir, candidate.label, seed, digest)
+    recipe = recipe.replace(seed=seed, epochs=config.epochs)
+    train_ds = data.make_dataset(study_data.train, size, recipe.batch_size, training=True, seed=seed,
+                                 crop_scale=(data_config.crop_scale_min, 1.0), mixup=data_config.mixup)
+    select_ds = data.make_dataset(study_data.select, size, recipe.batch_size, training=False)
+    started = time.perf_counter()
+    result = train(lambda: candidate.build(size, classes), train_ds, select_ds, recipe, out_dir=run_dir, resume=True,
+                   verbose=verbose)
+    seconds = time.perf_counter() - started
+    best = _best_model(result)
+    history = _history(run_dir)
+    entry = _evaluate_run(best, study_data, config)
+    prof = profiling.profile(best)
+    entry.update({"model": candidate.label, "name": candidate.name, "family": candidate.family, "arm": candidate.arm,
+                  "stage": config.stage, "seed": seed, "hash": digest, "input_size": size, "epochs": config.epochs,
+                  "params": int(prof.params), "macs": int(prof.macs), "train_seconds": round(seconds, 1),
+                  "resumed_from_epoch": result.initial_epoch, "history": history,
+                  "val_top1": max(history["val_accuracy"]) if history["val_accuracy"] else None,
+                  "best_epoch": int(np.argmax(history["val_accuracy"])) + 1 if history["val_accuracy"] else None,
+                  "machine": provenance.machine_info()})
+    del best, result
+    keras.backend.clear_session()
+    gc.collect()
+    return entry
+
+
+def _best_model(result):
+    return load_model(result.best_path) if result.best_path else result.model
+
+
+def _history(run_dir) -> dict:
+    """The whole run's curves from metrics.csv (a resumed run appends to it)."""
+    path = os.path.join(run_dir, "metrics.csv")
+    rows = list(csv.DictReader(open(path, encoding="utf-8"))) if os.path.exists(path) else []
+    by_epoch = {int(r["epoch"]): r for r in rows}  # a repeated epoch (killed after logging) keeps its last line
+    ordered = [by_epoch[e] for e in sorted(by_epoch)]
+    pick = lambda key: [round(float(r[key]), 5) for r in ordered if r.get(key) not in (None, "")]  # noqa: E731
+    return {"loss": pick("loss"), "accuracy": pick("accuracy"), "val_accuracy": pick("val_accuracy"),
+            "images_per_second": pick("images_per_second")}
+
+
+def _evaluate_run(model, study_data, config) -> dict:
+    """Test top-1 (and which test images were right), selection top-1 of the best model, shift consistency."""
+    size = config.input_size
+    test_ds = data.make_dataset(study_data.test, size, 64, training=False)
+    with warnings.catch_warnings():  # keras.applications models list their one input; Keras warns on a tensor
+        warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+        predictions = np.concatenate([np.argmax(np.asarray(model(x, training=False)), -1) for x, _ in test_ds])
+    labels = np.asarray(study_data.test.labels)
+    correct = (predictions == labels).astype(int)
+    big = np.concatenate([x.numpy() for x, _ in
+                          data.make_dataset(study_data.test, size + config.shift_max, 64, training=False)])
+    shifted = shift.shift_consistency(shift.keras_predictor(model), big, size, config.shift_max, seed=0)
+    return {"test_top1": float(correct.mean()), "test_examples": int(correct.size),
+            "test_correct": "".join(map(str, correct)), "shift": shifted}
+
+
+def _latency_stage(config, results):
+    """Every studied model at its deployment size (224 px, 1000 classes; micro at its own), float32 and int8, at
+    each thread count, in one interleaved benchmark run (`experiments.benchmark`)."""
+    names = list(dict.fromkeys(r["name"] for r in results["runs"]))
+    if not names:
+        raise ValueError(f"No trained runs in {results_path(config.out_dir)} to time: run the front or ablations "
+                         f"stage first.")
+    result = benchmark.run_benchmark(BenchmarkConfig(models=tuple(names), runs=config.latency_runs,
+                                                     threads=config.latency_threads), out_dir=config.out_dir,
+                                     references=())
+    benchmark_report.write_reports(result, config.out_dir, stem="latency")

@@ -1,0 +1,263 @@
+"""The study's outputs, regenerated from `results.json` (and `latency.json`) without training: the per-model table
+(mean ± std over seeds), the accuracy–latency fronts per family, the iso-accuracy table, the ablation table with
+paired statistics, shift consistency, validation curves and the noise floor. Incomplete stages are labelled PARTIAL.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from attendnext_keras import _io
+from attendnext_keras.experiments import ablations, stats
+from attendnext_keras.experiments.reports import (FAMILY_COLOURS, figure, fmt_count, fmt_ms, fmt_pct,
+                                                  log_latency_axis, save_figure, table)
+
+PEER_FAMILIES = ("mobilenet_v3", "mobilenet_v2")
+FAMILY_NAMES = {"attendnext": "AttendNeXt", "mobilenet_v3": "MobileNetV3", "mobilenet_v2": "MobileNetV2",
+                "other": "other"}
+
+
+def current_runs(results, stage) -> list:
+    """The runs of a stage's current plan (its latest hashes): runs of an older recipe or data are never mixed in."""
+    plan = {tuple(p) for p in results.get("plans", {}).get(stage, [])}
+    return [r for r in results["runs"] if r.get("stage") == stage and (r["model"], r["seed"], r["hash"]) in plan]
+
+
+def aggregate(runs) -> dict:
+    """{model: summary over its seeds} in first-seen order."""
+    by_model = {}
+    for r in runs:
+        by_model.setdefault(r["model"], []).append(r)
+    out = {}
+    for model, rs in by_model.items():
+        rs = sorted(rs, key=lambda r: r["seed"])
+        out[model] = {"family": rs[0]["family"], "name": rs[0]["name"], "arm": rs[0].get("arm"),
+                      "params": rs[0]["params"], "macs": rs[0]["macs"], "seeds": [r["seed"] for r in rs],
+                      "test": stats.summarize([r["test_top1"] for r in rs]),
+                      "selection": stats.summarize([r["val_top1"] for r in rs if r.get("val_top1") is not None]
+                                                   or [float("nan")]),
+                      "by_seed": {r["seed"]: r["test_top1"] for r in rs},
+                      "correct": [[int(c) for c in r["test_correct"]] for r in rs],
+                      "examples": rs[0]["test_examples"],
+                      "shift": stats.summarize([r["shift"]["consistency"] for r in rs]),
+                      "feature_cosine": stats.summarize([r["shift"]["feature_cosine"] for r in rs
+                                                         if r["shift"].get("feature_cosine") is not None] or [0.0]),
+                      "train_seconds": float(np.mean([r["train_seconds"] for r in rs])),
+                      "curves": [r["history"]["val_accuracy"] for r in rs]}
+    return out
+
+
+def load_latency(out_dir) -> dict:
+    """{registry name or spec file: {threads: best-format median ms}} from the latency stage, if it ran."""
+    path = os.path.join(out_dir, "latency.json")
+    if not os.path.exists(path):
+        return {}
+    result = _io.read_json(path, "Latency result")
+    return {name: {t: best["median"] for t, best in row["best"].items()} | {"input_size": row["input_size"]}
+            for name, row in result["models"].items()}
+
+
+def write_report(out_dir, config) -> dict:
+    """Writes study.md, fronts.png and curves.png into `out_dir` from its results; returns the paths."""
+    results = _io.read_json(os.path.join(out_dir, "results.json"), "Study results")
+    latency = load_latency(out_dir)
+    front = aggregate(current_runs(results, "front"))
+    arms = aggregate(current_runs(results, "ablations"))
+    lines = _header(results, config)
+    lines += _front_section(front, latency, results)
+    lines += _iso_section(front, latency, config)
+    lines += _ablation_section(arms, latency, config)
+    lines += _shift_section(front, arms)
+    lines += _noise_section(front, arms)
+    paths = {"md": _io.write_atomic(os.path.join(out_dir, "study.md"), "\n".join(lines) + "\n")}
+    if front and latency:
+        paths["fronts"] = plot_fronts(front, latency, os.path.join(out_dir, "fronts.png"))
+    if front or arms:
+        paths["curves"] = plot_curves({**front, **arms}, os.path.join(out_dir, "curves.png"))
+    return paths
+
+
+def _progress(results, stage) -> str:
+    plan = results.get("plans", {}).get(stage, [])
+    done = len(current_runs(results, stage))
+    if not plan:
+        return "not run"
+    return "complete" if done == len(plan) else f"PARTIAL: {done} of {len(plan)} runs"
+
+
+def _header(results, config) -> list:
+    study = results.get("study", {})
+    d = study.get("data", {})
+    machines = {r["machine"]["cpu_model"] for r in results["runs"]}
+    dates = sorted(r["machine"]["date"] for r in results["runs"]) or ["—"]
+    return ["# Proxy-accuracy study", "",
+            f"Data: {d.get('source')} ({len(d.get('classes', []))} classes): {d.get('train')} training images; "
+            f"{d.get('selection')} selection images ({d.get('selection_split')}: best epoch chosen here) and "
+            f"{d.get('test')} test images ({d.get('test_split')}: reported only, never selected on). "
+            f"Input {study.get('input_size')} px, {study.get('epochs')} epochs, seeds {list(config.seeds)}; recipe: "
+            f"`{study.get('recipe')}`.", "",
+            f"Stages: front {_progress(results, 'front')}; ablations {_progress(results, 'ablations')}. Runs "
+            f"trained {dates[0]} – {dates[-1]} on {', '.join(sorted(machines)) or '—'}.", ""]
+
+
+def _latency_cells(latency, name):
+    row = latency.get(name)
+    return [fmt_ms(row.get("1")) if row else "—", fmt_ms(row.get("2")) if row else "—"]
+
+
+def _front_section(front, latency, results) -> list:
+    if not front:
+        return ["## Models", "", "No front runs yet.", ""]
+    rows = [[m, FAMILY_NAMES.get(s["family"], s["family"]), fmt_count(s["params"]), fmt_count(s["macs"]),
+             len(s["seeds"]), f"{fmt_pct(s['test']['mean'])} ± {100 * s['test']['std']:.1f}",
+             fmt_pct(s["selection"]["mean"]), *_latency_cells(latency, s["name"]),
+             f"{s['shift']['mean']:.3f}"] for m, s in front.items()]
+    return ["## Models", "",
+            "Test top-1: mean ± std over seeds on the test half. Params and MACs at the study's input size and class "
+            "count. Latency: LiteRT/XNNPACK median, best format (float32 or int8), at deployment size (224 px, 1000 "
+            "classes; micro at its own), from the latency stage (`latency.md`).", "",
+            table(["model", "family", "params", "MACs", "seeds", "test top-1", "selection top-1", "latency 1T ms",
+                   "latency 2T ms", "shift consistency"], rows), ""]
+
+
+def _points(front, latency, family, threads):
+    return [(latency[s["name"]][threads], s["test"]["mean"], m) for m, s in front.items()
+            if s["family"] == family and s["name"] in latency and threads in latency[s["name"]]]
+
+
+def iso_accuracy_rows(front, latency, threads="1") -> list:
+    """[(AttendNeXt model, peer family, stats.iso_accuracy(...))] for every AttendNeXt model and peer front."""
+    out = []
+    for family in PEER_FAMILIES:
+        points = _points(front, latency, family, threads)
+        if not points:
+            continue
+        front_points = [points[i][:2] for i in stats.pareto_front([p[:2] for p in points])]
+        for latency_ms, accuracy, model in _points(front, latency, "attendnext", threads):
+            out.append((model, family, stats.iso_accuracy((latency_ms, accuracy), front_points)))
+    return out
+
+
+def _iso_section(front, latency, config) -> list:
+    if not latency:
+        return ["## Iso-accuracy", "", "Needs the latency stage (`attendnext study --stage latency`).", ""]
+    rows = []
+    for threads in ("1", "2"):
+        for model, family, iso in iso_accuracy_rows(front, latency, threads):
+            bound = {"at least": "≥ ", "at most": "≤ "}.get(iso["bound"], "")
+            gain = "—" if iso["accuracy_gain"] is None else f"{100 * iso['accuracy_gain']:+.1f} pt"
+            rows.append([model, FAMILY_NAMES[family], threads, f"{bound}{iso['speedup']:.2f}×",
+                         f"{fmt_ms(iso['front_latency'])} ({iso['where']})", gain])
+    return ["## Iso-accuracy", "",
+            "For each AttendNeXt model: the latency the peer family's front needs to reach the same test accuracy "
+            "(interpolated between front points in log-latency) ÷ the AttendNeXt latency — the paper's \"× faster at "
+            "comparable accuracy\" — and the accuracy difference at equal latency. Outside the front's range the "
+            "speed-up is a bound (≥ or ≤). Best format of every model, on this machine.", "",
+            table(["AttendNeXt model", "against", "threads", "speed-up at equal accuracy", "front latency ms",
+                   "accuracy gain at equal latency"], rows) if rows else "No AttendNeXt or peer model timed yet.", ""]
+
+
+def _ablation_section(arms, latency, config) -> list:
+    if not arms:
+        return ["## Ablations", "", "Not run yet (`attendnext study --stage ablations`).", ""]
+    default = next((s for s in arms.values() if s["arm"] == "default"), None)
+    lines = ["## Ablations", "",
+             f"One fixed spec ({config.ablation_base}) with one choice changed per arm. Δ: arm − default, paired by "
+             f"seed (mean ± std; a tie when |Δ| < 2 standard errors) and by a paired bootstrap over the test images "
+             f"({config.bootstrap_samples} samples; 95 % interval, p-value of no difference).", ""]
+    for group, names in ablations.GROUPS.items():
+        rows = [_ablation_row(s, default, latency, config) for s in arms.values() if s["arm"] in names]
+        lines += [f"### {group}", "", table(["arm", "test top-1", "Δ by seed", "seed verdict", "bootstrap Δ [95 %]",
+                                             "p", "params", "MACs", "latency 1T ms", "shift consistency"], rows), ""]
+    return lines
+
+
+def _ablation_row(s, default, latency, config):
+    cells = [s["arm"], f"{fmt_pct(s['test']['mean'])} ± {100 * s['test']['std']:.1f}"]
+    if default is None or s is default:
+        cells += ["—", "—", "—", "—"]
+    else:
+        paired = stats.paired_seeds(s["by_seed"], default["by_seed"])
+        boot = stats.paired_bootstrap(s["correct"], default["correct"], config.bootstrap_samples)
+        cells += [f"{100 * paired['mean']:+.1f} ± {100 * paired['std']:.1f} pt",
+                  "tie" if paired["tie"] else ("better" if paired["mean"] > 0 else "worse"),
+                  f"{100 * boot['difference']:+.1f} [{100 * boot['ci95'][0]:+.1f}, {100 * boot['ci95'][1]:+.1f}]",
+                  f"{boot['p_value']:.3f}"]
+    return cells + [fmt_count(s["params"]), fmt_count(s["macs"]), _latency_cells(latency, s["name"])[0],
+                    f"{s['shift']['mean']:.3f} ± {s['shift']['std']:.3f}"]
+
+
+def _shift_section(front, arms) -> list:
+    rows = [[m, f"{s['shift']['mean']:.3f} ± {s['shift']['std']:.3f}", f"{s['feature_cosine']['mean']:.3f}"]
+            for m, s in {**front, **arms}.items()]
+    if not rows:
+        return []
+    return ["## Shift consistency", "",
+            "Zhang (2019): the fraction of test images whose top-1 class is the same for two crops offset by random "
+            "(dx, dy) in [0, 16) px; and the mean cosine similarity of the two crops' feature maps before global "
+            "pooling. Mean ± std over seeds.", "", table(["model", "consistency", "feature cosine"], rows), ""]
+
+
+def noise_floor(summaries) -> dict:
+    stds = [s["test"]["std"] for s in summaries.values() if s["test"]["n"] > 1]
+    if not summaries:
+        return {}
+    mean_accuracy = float(np.mean([s["test"]["mean"] for s in summaries.values()]))
+    examples = next(iter(summaries.values()))["examples"]
+    return {"median_seed_std": float(np.median(stds)) if stds else None,
+            "split_standard_error": stats.split_standard_error(mean_accuracy, examples), "examples": examples}
+
+
+def _noise_section(front, arms) -> list:
+    floor = noise_floor({**front, **arms})
+    if not floor:
+        return []
+    seed_std = "—" if floor["median_seed_std"] is None else f"{100 * floor['median_seed_std']:.1f} pt"
+    return ["## Noise floor", "",
+            f"Median std of test top-1 over seeds: {seed_std}; standard error of one accuracy on "
+            f"{floor['examples']} test images: {100 * floor['split_standard_error']:.1f} pt. Differences under two "
+            f"standard errors are ties.", ""]
+
+
+def plot_fronts(front, latency, path, threads="1") -> str:
+    """Test top-1 (mean ± std) against best-format latency, each family's Pareto front drawn as a line."""
+    fig, (ax,) = figure(8, 5.2, 1)
+    for family, colour in FAMILY_COLOURS.items():
+        points = [(latency[s["name"]][threads], 100 * s["test"]["mean"], 100 * s["test"]["std"], m)
+                  for m, s in front.items() if s["family"] == family and s["name"] in latency]
+        if not points:
+            continue
+        ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], fmt="o",
+                    color=colour, capsize=3, label=FAMILY_NAMES[family])
+        for x, y, _, name in points:
+            ax.annotate(name.replace("attendnext_", "").replace("mobilenet_", "mnv"), (x, y),
+                        textcoords="offset points", xytext=(4, 3), fontsize=7)
+        line = [points[i] for i in stats.pareto_front([(p[0], p[1]) for p in points])]
+        ax.plot([p[0] for p in line], [p[1] for p in line], color=colour, lw=1, ls="--")
+    log_latency_axis(ax, f"best-format latency at deployment size, ms ({threads} thread, log scale)")
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title("Proxy accuracy against latency; dashed: each family's front", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_curves(summaries, path) -> str:
+    """Selection-half accuracy per epoch, mean over seeds, one line per model: where the ranking settles."""
+    fig, (ax,) = figure(8, 5.2, 1)
+    for model, s in summaries.items():
+        curves = [c for c in s["curves"] if c]
+        if not curves:
+            continue
+        length = min(len(c) for c in curves)
+        mean = 100 * np.mean([c[:length] for c in curves], axis=0)
+        ax.plot(np.arange(1, length + 1), mean, color=FAMILY_COLOURS.get(s["family"], "#555555"), lw=1,
+                alpha=0.9, label=model)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("selection top-1 (%)")
+    ax.set_title("Validation curves (selection half, mean over seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    return save_figure(fig, path)
