@@ -602,8 +602,8 @@ def cmd_study(args):
         recipe = configs.TrainConfig.from_file(args.recipe, section="train" if "train" in values else None)
     if study.stage == "report":
         paths = write_report(study.out_dir, study)
-    else:
-        run_study(study, config.data, recipe)
+    else:  # progress bars only on a terminal: a study in the background logs one line per run
+        run_study(study, config.data, recipe, verbose=int(sys.stderr.isatty()))
         paths = write_report(study.out_dir, study)
     print(open(paths["md"], encoding="utf-8").read())
 

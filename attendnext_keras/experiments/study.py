@@ -113,12 +113,14 @@ def candidates(config: StudyConfig, out_dir) -> list:
 
 def run_hash(candidate: Candidate, recipe: TrainConfig, config: StudyConfig, study_data: StudyData, classes) -> str:
     """The hash of what makes a run: architecture, recipe (without the seed), input size, epochs, data listing."""
+    keras = _keras.get_keras("keras")
+    keras.backend.clear_session()  # Keras names unnamed layers by a global counter: start it afresh for each build
     model = candidate.build(config.input_size, classes)
     architecture = hashlib.sha256(model.to_json().encode()).hexdigest()
-    recipe_values = {k: v for k, v in recipe.to_dict().items() if k != "seed"}
+    recipe_values = {k: v for k, v in recipe.to_dict().items() if k not in ("seed", "epochs")}  # both set per run
     material = {"architecture": architecture, "recipe": recipe_values, "input_size": config.input_size,
                 "epochs": config.epochs, "data": study_data.listing_hash}
-    _keras.get_keras("keras").backend.clear_session()
+    keras.backend.clear_session()
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -170,7 +172,9 @@ def _train_stage(config, data_config, recipe, results, verbose):
     study_data = load_study_data(data_config, config.test_split)
     classes = study_data.train.num_classes
     todo = candidates(config, config.out_dir)
-    plan = [(c, seed, run_hash(c, recipe, config, study_data, classes)) for c in todo for seed in config.seeds]
+    hashes = {c.label: run_hash(c, recipe, config, study_data, classes) for c in todo}
+    # Seed-major order: every model's first seed before any second seed, so a partial study already has a front.
+    plan = [(c, seed, hashes[c.label]) for seed in config.seeds for c in todo]
     results["study"] = {"data": study_data.description, "recipe": recipe.to_dict(), "input_size": config.input_size,
                         "epochs": config.epochs}
     results.setdefault("plans", {})[config.stage] = [[c.label, seed, digest] for c, seed, digest in plan]
