@@ -116,12 +116,23 @@ def run_hash(candidate: Candidate, recipe: TrainConfig, config: StudyConfig, stu
     keras = _keras.get_keras("keras")
     keras.backend.clear_session()  # Keras names unnamed layers by a global counter: start it afresh for each build
     model = candidate.build(config.input_size, classes)
-    architecture = hashlib.sha256(model.to_json().encode()).hexdigest()
+    architecture = hashlib.sha256(json.dumps(_architecture(json.loads(model.to_json())), sort_keys=True)
+                                  .encode()).hexdigest()
     recipe_values = {k: v for k, v in recipe.to_dict().items() if k not in ("seed", "epochs")}  # both set per run
     material = {"architecture": architecture, "recipe": recipe_values, "input_size": config.input_size,
                 "epochs": config.epochs, "data": study_data.listing_hash}
     keras.backend.clear_session()
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _architecture(value):
+    """A model's JSON config without where its classes live in Python (`module`, `registered_name`): the same
+    architecture hashes the same whichever module defines a layer class."""
+    if isinstance(value, dict):
+        return {k: _architecture(v) for k, v in value.items() if k not in ("module", "registered_name")}
+    if isinstance(value, list):
+        return [_architecture(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -30,9 +30,7 @@ def for_flavour(flavour="keras") -> types.SimpleNamespace:
 def _define_all(flavour):
     classes = {}
     for module in (blurpool, upsample, dcac):
-        classes.update(module._define(flavour))
-    for cls in classes.values():
-        cls.__module__ = __name__
+        classes.update(module._define(flavour))  # each names its classes' module attendnext_keras.layers
     return types.SimpleNamespace(**classes)
 
 

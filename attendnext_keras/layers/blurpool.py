@@ -146,6 +146,7 @@ def _define(flavour: str) -> dict:
             config.update(filter_size=self.filter_size, strides=self.strides, pad_mode=self.pad_mode)
             return config
 
+    BlurPool2D.__module__ = "attendnext_keras.layers"  # where users import it from
     return {"BlurPool2D": BlurPool2D}
 
 

@@ -176,8 +176,11 @@ def _condenser_config(layer):
 def _define(flavour: str) -> dict:
     """The condenser classes for one Keras flavour, defined and registered once."""
     base = _condenser_base(flavour)
-    return {"DoubleCondensingAttentionCondenser": _define_dcac(base, flavour),
-            "AttentionCondenser": _define_ac(base, flavour)}
+    classes = {"DoubleCondensingAttentionCondenser": _define_dcac(base, flavour),
+               "AttentionCondenser": _define_ac(base, flavour)}
+    for cls in classes.values():
+        cls.__module__ = "attendnext_keras.layers"  # where users import it from
+    return classes
 
 
 def _condenser_base(flavour: str):

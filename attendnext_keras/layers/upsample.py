@@ -77,4 +77,5 @@ def _define(flavour: str) -> dict:
             config.update(size=self.size)
             return config
 
+    NearestUpsample2D.__module__ = "attendnext_keras.layers"  # where users import it from
     return {"NearestUpsample2D": NearestUpsample2D}

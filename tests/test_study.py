@@ -1,0 +1,153 @@
+"""The study runner (attendnext_keras.experiments.study) on tiny settings: results written, reruns skip finished
+runs, a killed run continues from its checkpoint, a changed recipe is never mixed in, bad input fails before any
+training; the ablation arms differ in exactly their one choice."""
+
+import json
+import os
+
+import pytest
+
+from attendnext_keras import data
+from attendnext_keras.config import DataConfig, StudyConfig, TrainConfig
+from attendnext_keras.experiments import ablations, study, study_report
+
+MODELS = ("attendnext_micro", "mobilenet_v3_small_075")
+RECIPE = TrainConfig(batch_size=50, learning_rate=3e-3)
+
+
+def _config(out, **changes):
+    return StudyConfig(**{"models": MODELS, "seeds": (0, 1), "input_size": 32, "epochs": 1, "out_dir": str(out),
+                          "bootstrap_samples": 200, **changes})
+
+
+@pytest.fixture(scope="module")
+def studied(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    results = study.run_study(_config(out), DataConfig(), RECIPE, verbose=0)
+    return out, results
+
+
+def test_results_hold_one_entry_per_model_and_seed(studied):
+    out, results = studied
+    saved = json.loads((out / "results.json").read_text())
+    assert [(r["model"], r["seed"]) for r in saved["runs"]] == [(m, s) for s in (0, 1) for m in MODELS]
+    for run in saved["runs"]:
+        assert run["input_size"] == 32 and run["epochs"] == 1 and run["test_examples"] == 50
+        assert len(run["test_correct"]) == 50 and run["test_top1"] == run["test_correct"].count("1") / 50
+        assert run["params"] > 0 and run["macs"] > 0 and run["train_seconds"] > 0 and len(run["hash"]) == 16
+        assert run["val_top1"] == max(run["history"]["val_accuracy"]) and run["best_epoch"] == 1
+        assert 0 < run["shift"]["images"] == 50 and run["machine"]["cpu_model"]
+    assert saved["study"]["data"]["selection"] == saved["study"]["data"]["test"] == 50
+    report = (out / "study.md").read_text()
+    assert "front complete" in report and "| attendnext_micro | AttendNeXt |" in report
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_rerun_skips_finished_runs(studied, monkeypatch):
+    out, _ = studied
+
+    def never(*args, **kwargs):
+        raise AssertionError("trained a finished run again")
+
+    monkeypatch.setattr(study, "train_one", never)
+    results = study.run_study(_config(out), DataConfig(), RECIPE, verbose=0)
+    assert len(results["runs"]) == 4
+
+
+def test_a_changed_recipe_is_a_new_entry_never_mixed(studied, tmp_path):
+    out, _ = studied
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "results.json").write_text((out / "results.json").read_text())
+    changed = TrainConfig(batch_size=50, learning_rate=1e-3)
+    results = study.run_study(_config(copy, models=MODELS[:1], seeds=(0,)), DataConfig(), changed, verbose=0)
+    micro = [r for r in results["runs"] if r["model"] == "attendnext_micro" and r["seed"] == 0]
+    assert len(micro) == 2 and micro[0]["hash"] != micro[1]["hash"]  # the old entry is kept, the new one added
+    current = study_report.current_runs(results, "front")
+    assert [r["hash"] for r in current] == [micro[1]["hash"]]  # reports use the current plan only
+
+
+def test_a_killed_run_continues_from_its_checkpoint(tmp_path, monkeypatch):
+    import keras
+
+    original = study.train
+
+    class Killed(Exception):
+        pass
+
+    class KillAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise Killed
+
+    def killed_train(*args, **kwargs):
+        return original(*args, callbacks=[KillAfterFirstEpoch()], **kwargs)
+
+    config = _config(tmp_path, models=MODELS[:1], seeds=(0,), epochs=2)
+    monkeypatch.setattr(study, "train", killed_train)
+    with pytest.raises(Killed):
+        study.run_study(config, DataConfig(), RECIPE, verbose=0)
+    assert json.loads((tmp_path / "results.json").read_text())["runs"] == []
+    assert not (tmp_path / ".lock").exists()  # released on the way out
+    monkeypatch.setattr(study, "train", original)
+    results = study.run_study(config, DataConfig(), RECIPE, verbose=0)
+    (run,) = results["runs"]
+    assert run["resumed_from_epoch"] == 1 and len(run["history"]["val_accuracy"]) == 2
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(models=("resnet50",)), "Unknown model 'resnet50'"),
+    (dict(models=("missing_spec.json",)), "missing_spec.json' does not exist"),
+])
+def test_bad_models_fail_before_training(tmp_path, changes, message, monkeypatch):
+    monkeypatch.setattr(study, "train_one", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        study.run_study(_config(tmp_path, **changes), DataConfig(), RECIPE, verbose=0)
+
+
+def test_data_that_cannot_be_halved_or_has_one_class_fails_before_training(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setattr(study, "train_one", lambda *a, **k: pytest.fail("trained"))
+    for split, per_class in (("train", 3), ("val", 1)):
+        for name in ("a", "b"):
+            folder = tmp_path / "small" / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    with pytest.raises(ValueError, match="1 image\\(s\\) of class 'a': at least 2 per class"):
+        study.run_study(_config(tmp_path / "o1"), DataConfig(source=str(tmp_path / "small")), RECIPE, verbose=0)
+    single = tmp_path / "single" / "train" / "a"
+    single.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(single / "0.png")
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        study.load_study_data(DataConfig(source=str(tmp_path / "single")))
+
+
+def test_a_test_folder_replaces_the_halves(tmp_path):
+    root = tmp_path / "three"
+    source = data.default_data_dir()
+    for split, target in (("train", "train"), ("val", "val"), ("val", "test")):
+        for class_dir in sorted((source / split).iterdir()):
+            folder = root / target / class_dir.name
+            folder.mkdir(parents=True)
+            for path in sorted(class_dir.glob("*.jpg"))[:4]:
+                (folder / path.name).write_bytes(path.read_bytes())
+    study_data = study.load_study_data(DataConfig(source=str(root)))
+    assert study_data.select.split == "val" and study_data.test.split == "test"
+    assert study_data.select.num_examples == study_data.test.num_examples == 20
+
+
+def test_ablation_arms_change_one_choice_each():
+    arms = ablations.ablation_specs("micro", input_size=64, classes=5)
+    assert set(arms) == set(ablations.ARMS)
+    default = arms["default"]
+    assert arms["attention_condenser"].attention == "ac" and arms["no_attention"].attention == "none"
+    assert all(not b.dcac.residual for s in arms["dcac_no_residual"].stages for c in s.columns for b in c.blocks
+               if b.kind == "dcac")
+    for arm, plain in (("strided_max", "max"), ("strided_avg", "avg"), ("strided_dwconv", "dwconv")):
+        assert not arms[arm].antialias and arms[arm].plain_downsample == plain
+        assert arms[arm].stages == default.stages
+    single = arms["single_column"]
+    assert all(len(s.columns) == 1 for s in single.stages)
+    match = ablations.size_match(default, single, 64, classes=5)
+    assert match["params_within_tolerance"], match
