@@ -127,3 +127,28 @@ def test_composite_layer_points_to_the_flat_block():
     x = an.layers.DoubleCondensingAttentionCondenser(name="dcac")(inp)
     with pytest.raises(ValueError, match="apply_dcac"):
         quantize_model(keras.Model(inp, x))
+
+
+def test_trained_qat_model_and_its_int8_tflite_agree_on_held_out_photographs(trained_run):
+    """The fake-quant Keras model and the fully int8 LiteRT model it converts to (the trained 32-px main job of the
+    test suite), on 64 held-out photographs. Measured (2026-12-01): within 25 output LSB, top-1 the same on 92 %."""
+    from attendnext_keras import data
+    from attendnext_keras.deploy.litert import load_interpreter, quantize_input, read_tflite
+    from attendnext_keras.saving import load_model
+
+    qat = load_model(trained_run / "qat" / "final.h5")
+    blob = read_tflite(trained_run / "model_int8.tflite")
+    images = data.calibration_images(data.load_source("default", "val"), 32, count=64, seed=1)
+    keras_out = np.asarray(qat(images, training=False))
+    interpreter = load_interpreter(blob, xnnpack=False)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scale, zero_point = out["quantization"]
+    lite = []
+    for image in images:
+        interpreter.set_tensor(inp["index"], quantize_input(image[None], inp))
+        interpreter.invoke()
+        lite.append((interpreter.get_tensor(out["index"])[0].astype(np.float64) - zero_point) * scale)
+    lite = np.asarray(lite)
+    assert len(set(keras_out.argmax(1))) >= 3  # image-dependent answers
+    assert np.abs(lite - keras_out).max() / scale <= 40
+    assert (lite.argmax(1) == keras_out.argmax(1)).mean() >= 0.8

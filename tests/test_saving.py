@@ -1,0 +1,29 @@
+"""attendnext_keras.saving.load_model: saved models load with our layers registered; wrong files are one line."""
+
+import numpy as np
+import pytest
+
+import attendnext_keras as an
+
+
+def test_keras_and_h5_models_load(tmp_path):
+    model = an.AttendNeXt(variant="micro", input_shape=(32, 32, 3), classes=3, classifier_activation=None)
+    model.save(tmp_path / "m.keras")
+    loaded = an.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-5)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("text.keras", b"hello", "is not a Keras model: a .keras file is a zip archive"),
+    ("text.h5", b"hello", "is not a Keras model: a .h5 file is an HDF5 file"),
+    ("model.onnx", b"hello", "Model files are .keras"),
+])
+def test_files_that_are_not_models(tmp_path, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        an.load_model(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        an.load_model(tmp_path / "missing.keras")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        an.load_model(tmp_path)
