@@ -560,6 +560,22 @@ def cmd_explore(args):
         print(f"best spec: {result.paths['spec']} (build it with attendnext_keras.create_model(path))")
 
 
+def add_explain_parser(sub):
+    p = sub.add_parser("explain", help="Draw each DC-AC module's attention over photographs (Keras or .tflite model).")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="Image files.")
+    p.add_argument("--model", required=True, help="A .keras, QAT .h5 or .tflite model.")
+    p.add_argument("--out", default="runs/explain", help="Folder for the PNGs and attention.json (default: "
+                                                         "runs/explain).")
+    return p
+
+
+def cmd_explain(args):
+    from attendnext_keras.experiments.explain import explain
+
+    for path in explain(args.images, args.model, args.out):
+        print(f"wrote {path}")
+
+
 def add_study_parser(sub):
     p = sub.add_parser("study", help="The proxy-accuracy study: models × seeds with one recipe, a test split nothing "
                                      "is selected on, latency, fronts, iso-accuracy, ablations, shift consistency.")
@@ -618,7 +634,7 @@ COMMANDS = {
     "predict": (add_predict_parser, cmd_predict), "micro": (add_micro_parser, cmd_micro),
     "models": (add_models_parser, cmd_models), "profile": (add_profile_parser, cmd_profile),
     "benchmark": (add_benchmark_parser, cmd_benchmark), "explore": (add_explore_parser, cmd_explore),
-    "study": (add_study_parser, cmd_study),
+    "study": (add_study_parser, cmd_study), "explain": (add_explain_parser, cmd_explain),
 }
 
 

@@ -2,7 +2,7 @@
 
     qat_model = attendnext_keras.quantization.quantize_model(model)   # Keras 3 or tf-keras float model in
     result = attendnext_keras.quantization.fine_tune(model, train_ds, val_ds)   # or: quantize + train yourself
-    attendnext_keras.export.export(result.model, "model.tflite", "int8")     # no calibration data needed
+    attendnext_keras.export(result.model, "model.tflite", "int8")     # no calibration data needed
 """
 
 from attendnext_keras.quantization.configs import CUSTOM_CONFIGS, quantize_scope  # noqa: F401
