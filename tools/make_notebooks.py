@@ -498,6 +498,41 @@ QAT = [
             print(predictor)
             print(format_predictions([os.path.basename(f) for f in files], predictor.predict(files, top_k=3)))
         '''),
+    md("## 7. Attention you can look at\n\n"
+       "Every DC-AC module computes attention values A = σ(…) at its condensed resolution. `keras_attention` and "
+       "`tflite_attention` read their channel mean for the QAT model and for the int8 model (whose LOGISTIC "
+       "outputs LiteRT keeps with `experimental_preserve_all_tensors`), drawn here over the photographs the model "
+       "saw: the two should look the same. From the command line: `attendnext explain IMAGE... --model m.tflite`."),
+    code('''
+        from PIL import Image
+
+        from attendnext_keras.experiments.explain import keras_attention, tflite_attention
+        from attendnext_keras.preprocessing import preprocess_image
+
+        if files:
+            pixels = np.stack([preprocess_image(f, IMAGE_SIZE) for f in files])
+            float_maps = keras_attention(qat_model, pixels)
+            int8_maps = tflite_attention(open(exports["int8"].path, "rb").read(), pixels)
+            modules = list(float_maps)
+            fig, axes = plt.subplots(2 * len(files), len(modules) + 1,
+                                     figsize=(1.6 * (len(modules) + 1), 3.2 * len(files)), squeeze=False)
+            for i in range(len(files)):
+                for row, (maps, kind) in enumerate(((float_maps, "QAT"), (int8_maps, "int8"))):
+                    ax_row = axes[2 * i + row]
+                    ax_row[0].imshow(pixels[i].astype("uint8"))
+                    ax_row[0].set_title(kind, fontsize=7)
+                    for ax, module in zip(ax_row[1:], modules):
+                        overlay = Image.fromarray(maps[module][i]).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+                        ax.imshow(pixels[i].astype("uint8"))
+                        ax.imshow(np.asarray(overlay), cmap="inferno", alpha=0.55, vmin=0, vmax=1)
+                        ax.set_title(module.replace("_dcac", ""), fontsize=5)
+            for ax in axes.ravel():
+                ax.axis("off")
+            fig.tight_layout()
+            plt.show()
+            worst = max(float(np.abs(float_maps[m] - int8_maps[m]).max()) for m in modules)
+            print(f"largest difference between the QAT and the int8 attention values: {worst:.4f}")
+        '''),
 ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -31,7 +32,9 @@ def keras_attention(model, images) -> dict:
         raise ValueError(f"Model '{model.name}' has no attention condenser layers (named '…_dcac_sigmoid').")
     K = _keras.get_keras(_keras.flavour_of(model))
     probe = K.Model(model.inputs, [model.get_layer(n).output for n in names])
-    outputs = probe(np.asarray(images, np.float32), training=False)
+    with warnings.catch_warnings():  # a reloaded model lists its one input; Keras warns on a tensor
+        warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+        outputs = probe(np.asarray(images, np.float32), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return {MODULE.search(n).group(1): np.asarray(o).mean(-1) for n, o in zip(names, outputs)}
 
