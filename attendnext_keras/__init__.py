@@ -9,6 +9,9 @@ Importing this package is cheap: TensorFlow is imported on first use of a model 
 """
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 __version__ = "0.1.0"
 
@@ -45,3 +48,39 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(list(globals()) + __all__)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Saved models load after `import attendnext_keras` alone: Keras 3 finds custom layers only in its registry, so our
+# layer classes are registered as soon as Keras is imported (now, if it already is; else right after its import),
+# without importing Keras or TensorFlow here.
+
+
+def _register_layers():
+    importlib.import_module("attendnext_keras.layers").for_flavour("keras")
+
+
+class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: when `keras` is imported, it wraps the real loader to register our layers after it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module):
+            execute(module)
+            _register_layers()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules:
+    _register_layers()
+elif not any(isinstance(finder, _RegisterAfterKeras) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterAfterKeras())

@@ -39,6 +39,13 @@ def check_writable(path) -> str:
         raise IsADirectoryError(f"Cannot write '{path}': it is a folder. Give a file name.")
     if not os.access(folder, os.W_OK):
         raise PermissionError(f"Cannot write '{path}': folder '{folder}' is not writable.")
+    try:  # os.access trusts permission bits; root, read-only mounts and /proc only show on a real write
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise PermissionError(f"Cannot write '{path}': folder '{folder}' does not take new files "
+                              f"({error.strerror}).") from None
     return path
 
 

@@ -126,6 +126,8 @@ def _train_args(p, section=configs.TrainConfig):
                    help=f"Smallest area fraction of the random resized crop (default: "
                         f"{_default(configs.DataConfig, 'crop_scale_min')}).")
     p.add_argument("--resume", action="store_true", help="Continue from the newest checkpoint in --out.")
+    p.add_argument("--overwrite", action="store_true", help="Replace an earlier run in --out (without --resume or "
+                                                            "--overwrite, a folder holding one is refused).")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -199,7 +201,8 @@ def cmd_run(args):
 
     config = _apply_flags(_load(args), args)
     config = dataclasses.replace(
-        config, resume=config.resume or args.resume, out_dir=args.out or config.out_dir,
+        config, resume=config.resume or args.resume, overwrite=config.overwrite or args.overwrite,
+        out_dir=args.out or config.out_dir,
         qat=_override(config.qat, epochs=args.qat_epochs, seed=args.seed),
         steps=tuple(s for s in config.steps if not (args.no_micro and s == "micro")))
     summary = run(config)
@@ -239,7 +242,8 @@ def cmd_train(args):
     extra = {"alpha": config.model.alpha} if config.model.alpha is not None else {}
     result = train(lambda: registry.create_model(config.model.name, input_size=size, classes=train_source.num_classes,
                                                  keras=None if flavour == "keras" else flavour, **extra),
-                   train_ds, val_ds, config.train, out_dir=args.out, resume=args.resume, strategy=strategy)
+                   train_ds, val_ds, config.train, out_dir=args.out, resume=args.resume, strategy=strategy,
+                   overwrite=args.overwrite)
     _io.write_json(os.path.join(args.out, "class_names.json"), train_source.class_names)
     if result.history.get("val_accuracy"):
         print(f"val top-1 {result.history['val_accuracy'][-1]:.1%} after {config.train.epochs} epochs")
@@ -272,7 +276,7 @@ def cmd_qat(args):
     train_ds = data.make_dataset(train_source, size, qat.batch_size, training=True, seed=qat.seed,
                                  crop_scale=(config.data.crop_scale_min, 1.0))
     val_ds = data.make_dataset(val_source, size, qat.batch_size, training=False)
-    result = fine_tune(model, train_ds, val_ds, qat, out_dir=args.out, resume=args.resume)
+    result = fine_tune(model, train_ds, val_ds, qat, out_dir=args.out, resume=args.resume, overwrite=args.overwrite)
     _io.write_json(os.path.join(args.out, "class_names.json"), train_source.class_names)
     if result.history.get("val_accuracy"):
         print(f"QAT val top-1 {result.history['val_accuracy'][-1]:.1%}")

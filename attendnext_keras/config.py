@@ -485,7 +485,8 @@ class RunConfig(_Config):
 
     steps: tuple[Literal["train", "qat", "export", "evaluate", "micro", "benchmark"], ...] = STEPS
     out_dir: str = "runs/main"
-    resume: bool = False
+    resume: bool = False  # continue the interrupted training runs in out_dir
+    overwrite: bool = False  # replace an earlier run in out_dir (without either, an earlier run is refused)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=_default_model)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
@@ -499,6 +500,7 @@ class RunConfig(_Config):
 
     def validate(self):
         require(len(self.steps) >= 1, "steps", "needs at least one step")
+        require(not (self.resume and self.overwrite), "overwrite", "resume and overwrite exclude each other")
         order = [STEPS.index(s) for s in self.steps]
         require(order == sorted(set(order)), "steps", f"must be in the order {list(STEPS)}, once each, got "
                 f"{list(self.steps)}")

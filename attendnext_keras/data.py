@@ -108,6 +108,9 @@ def load_source(spec, split="train", data_dir=None) -> ImageSource:
         return image_folder(default_data_dir(), split)
     if spec.startswith("tfds:"):
         return tfds_source(spec[len("tfds:"):], split, data_dir)
+    if os.path.isfile(spec):
+        raise NotADirectoryError(f"'{spec}' is a file; the data must be an image folder (<split>/<class>/ images), "
+                                 f"'default' or tfds:NAME.")
     if os.path.isdir(spec):
         return image_folder(spec, split)
     if _TFDS_NAME.fullmatch(spec):
@@ -248,7 +251,8 @@ def make_dataset(source, image_size, batch_size, training, seed=None, augment=Tr
         image_size: model input size, an int or (height, width).
         batch_size: images per batch.
         training: shuffle, and augment if `augment`; otherwise the evaluation transform, in source order.
-        seed: an int makes shuffling and augmentation repeat exactly; None varies between runs.
+        seed: an int makes shuffling and augmentation repeat exactly (whatever ran before in the process: it sets
+            TensorFlow's global seed, which tf.data's seeded ops combine with their own); None varies between runs.
         augment: random resized crop and horizontal flip; False uses the evaluation transform for training too.
         mixup: Beta(mixup, mixup) mixing of each training batch with its reverse (0.2 is common; 0 disables).
             Mixed labels are soft, so labels become one-hot float32 (batch, classes): use CategoricalCrossentropy.
@@ -273,6 +277,10 @@ def make_dataset(source, image_size, batch_size, training, seed=None, augment=Tr
         raise ValueError(f"`crop_scale` must be (min, max) area fractions in (0, 1]. Received: crop_scale={crop_scale}")
     autotune = tf.data.AUTOTUNE
     random_crops = training and augment
+    if seed is not None and training:
+        # tf.data combines each op's seed with TensorFlow's global seed as it stands when the pipeline is built, so
+        # the same `seed` gave different streams after other seeded work in the process; set it to `seed` here.
+        tf.random.set_seed(seed)
 
     ds = _encoded(source, shuffle=training and not cache, seed=seed)
     if random_crops:
@@ -453,6 +461,9 @@ def check_classes(num_outputs: int, class_names, source: ImageSource, model_labe
 
 def load_splits(source="default", train_split="train", val_split="val", data_dir=None):
     """(train, held-out) ImageSources of one data set, which must have the same classes in the same order."""
+    if train_split == val_split:
+        logger.warning("The held-out split is the training split ('%s'): accuracy on it measures memory, not "
+                       "generalisation.", val_split)
     train = load_source(source, train_split, data_dir)
     val = load_source(source, val_split, data_dir)
     if train.class_names != val.class_names:

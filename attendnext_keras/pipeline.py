@@ -63,13 +63,14 @@ def run(config: RunConfig | None = None, verbose: int = 1) -> dict:
     config = config or RunConfig()
     started = time.time()
     state = _prepare(config)
-    save_config(config, state.path("config.yaml"))
-    steps = {"train": _train, "qat": _qat, "export": _export, "evaluate": _evaluate, "micro": _micro,
-             "benchmark": _benchmark}
-    for i, step in enumerate(config.steps, 1):
-        logger.info("[%d/%d] %s", i, len(config.steps), step)
-        steps[step](state, verbose)
-    return _summarise(state, time.time() - started)
+    with _io.folder_lock(config.out_dir, "run"):
+        save_config(config, state.path("config.yaml"))
+        steps = {"train": _train, "qat": _qat, "export": _export, "evaluate": _evaluate, "micro": _micro,
+                 "benchmark": _benchmark}
+        for i, step in enumerate(config.steps, 1):
+            logger.info("[%d/%d] %s", i, len(config.steps), step)
+            steps[step](state, verbose)
+        return _summarise(state, time.time() - started)
 
 
 def _prepare(config: RunConfig) -> _Run:
@@ -99,13 +100,14 @@ def _build(state: _Run):
 
 def _train(state: _Run, verbose):
     result = train(lambda: _build(state), state.train_ds, state.val_ds, state.config.train,
-                   out_dir=state.path("float"), resume=state.config.resume, verbose=verbose)
+                   out_dir=state.path("float"), resume=state.config.resume, overwrite=state.config.overwrite,
+                   verbose=verbose)
     state.models["float"], state.histories["float"] = result.model, result.history
 
 
 def _qat(state: _Run, verbose):
     result = fine_tune(state.models["float"], state.train_ds, state.val_ds, state.config.qat, out_dir=state.path("qat"),
-                       resume=state.config.resume, verbose=verbose)
+                       resume=state.config.resume, overwrite=state.config.overwrite, verbose=verbose)
     state.models["qat"], state.histories["qat"] = result.model, result.history
 
 

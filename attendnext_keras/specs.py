@@ -278,10 +278,45 @@ def check_constraints(spec: ModelSpec) -> None:
         )
 
 
+def _is_int(value, minimum) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number_problems(spec: ModelSpec):
+    """(path, what was expected, value) of every numeric field with the wrong type or sign."""
+    ints = [("input_size", spec.input_size, 1), ("stem.filters", spec.stem.filters, 1),
+            ("stem.kernel_size", spec.stem.kernel_size, 1), ("stem.strides", spec.stem.strides, 1),
+            ("head.hidden", spec.head.hidden, 0)]
+    for i, stage in enumerate(spec.stages):
+        ints.append((f"stages[{i}].blur_size", stage.blur_size, 1))
+        if stage.downsample_filters is not None:
+            ints.append((f"stages[{i}].downsample_filters", stage.downsample_filters, 1))
+        for j, column in enumerate(stage.columns):
+            for k, block in enumerate(column.blocks):
+                where = f"stages[{i}].columns[{j}].blocks[{k}]"
+                ints.append((f"{where}.kernel_size", block.kernel_size, 1))
+                if block.filters is not None:
+                    ints.append((f"{where}.filters", block.filters, 1))
+    for path, value, minimum in ints:
+        if not _is_int(value, minimum):
+            yield path, "a positive integer" if minimum else "an integer >= 0", value
+    if not (_is_number(spec.width) and spec.width > 0):
+        yield "width", "a positive number", spec.width
+    if not (_is_number(spec.head.dropout) and 0 <= spec.head.dropout < 1):
+        yield "head.dropout", "a number in [0, 1)", spec.head.dropout
+
+
 def check_structure(spec: ModelSpec) -> None:
     """Checks that a spec can be built at all (types, names, column wiring); raises ValueError."""
     def fail(msg):
         raise ValueError(f"Invalid spec '{spec.name}': {msg}")
+
+    for path, expected, value in _number_problems(spec):
+        fail(f"{path}: expected {expected}, got {value!r}")
 
     if spec.attention not in ATTENTIONS:
         fail(f"`attention` must be one of {ATTENTIONS}. Received: attention={spec.attention!r}")

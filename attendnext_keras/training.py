@@ -207,6 +207,32 @@ def _callbacks(K, manager, epoch_var, save_dir, images_per_epoch, total_epochs):
     return EpochEnd, Progress
 
 
+class TrainingDivergedError(ValueError):
+    """The loss became NaN or infinite: a learning rate too high for the model, or broken data."""
+
+
+def _divergence_callback(K, manager):
+    class StopOnNonFiniteLoss(K.callbacks.Callback):
+        """Stops at the first batch whose loss is not finite, before an epoch checkpoint could save its weights."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                kept = f"the last good checkpoint is {manager.latest_checkpoint}" if manager.latest_checkpoint \
+                    else "no epoch had finished, so no checkpoint was written"
+                raise TrainingDivergedError(f"Training diverged: the loss became {float(loss)} at epoch "
+                                            f"{self.epoch + 1}, batch {batch + 1}; {kept}. Lower the learning rate.")
+
+    return StopOnNonFiniteLoss
+
+
 def _current_lr(optimizer):
     lr = optimizer.learning_rate  # a value, a (mirrored) variable, or a schedule in older optimizers
     if callable(lr) and not isinstance(lr, tf.Variable) and not hasattr(lr, "numpy"):
@@ -257,31 +283,62 @@ class TrainResult:
 
 
 def train(model, train_data, val_data=None, config: TrainConfig | None = None, out_dir="runs/train",
-          resume: bool = False, strategy=None, steps_per_epoch=None, callbacks=(), verbose: int = 1) -> TrainResult:
+          resume: bool = False, strategy=None, steps_per_epoch=None, callbacks=(), verbose: int = 1,
+          overwrite: bool = False) -> TrainResult:
     """Trains `model` (a Keras 3 or tf-keras model, or a function returning one) with `config`.
 
     Args:
         model: the model, or a zero-argument function that builds it. With a multi-device `strategy`, pass the
             function: variables must be created inside the strategy's scope.
         train_data / val_data: tf.data datasets of (images, labels) batches; labels as class indices or one-hot.
-        out_dir: where checkpoints, best/final models, metrics.csv and TensorBoard logs go.
-        resume: continue from the newest checkpoint in out_dir (its epoch, step, optimizer state).
+        out_dir: where checkpoints, best/final models, metrics.csv and TensorBoard logs go. It is locked while the
+            run lasts; a folder holding an earlier run is refused unless `resume` or `overwrite` says what to do.
+        resume: continue from the newest checkpoint in out_dir (its epoch, step, optimizer state, random state and
+            place in the data stream: the result equals an uninterrupted run's).
+        overwrite: delete an earlier run's checkpoints, models and logs in out_dir first.
         strategy: a tf.distribute strategy (see make_strategy); the default is one device.
         callbacks: more Keras callbacks (of the model's flavour), run after the epoch checkpoint and metric logs.
         verbose: 1 shows a progress bar per epoch (images/s, ETA), 0 is silent.
+
+    A loss that becomes NaN or infinite stops the run with a ValueError; the last epoch's checkpoint stays intact.
     """
     config = config or TrainConfig()
     strategy = strategy or tf.distribute.get_strategy()
     if config.seed is not None:  # Python, NumPy, TensorFlow and Keras 3's seed generator: weights and dropout
         _keras.get_keras("keras").utils.set_random_seed(config.seed)
-    os.makedirs(out_dir, exist_ok=True)
     chief = _is_chief(strategy)
+    steps = _steps(train_data, steps_per_epoch)
+    with strategy.scope():  # built before any folder is made: a model that cannot be built leaves nothing behind
+        state = _compiled(model, config, steps, strategy)
     # Every worker saves (reading distributed variables runs collectives that all workers must join); non-chief
     # workers save their identical copies into a scratch folder that is removed at the end, as tf.distribute asks.
     save_dir = out_dir if chief else tempfile.mkdtemp(prefix="attendnext-worker-")
-    steps = _steps(train_data, steps_per_epoch)
-    with strategy.scope():
-        state = _compiled(model, config, steps, strategy)
+    with (_io.folder_lock(out_dir, "training run") if chief else contextlib.nullcontext()):
+        if chief:
+            _claim_folder(out_dir, resume, overwrite)
+        return _run(state, train_data, val_data, config, out_dir, save_dir, chief, resume, strategy, steps,
+                    callbacks, verbose)
+
+
+def _claim_folder(out_dir, resume, overwrite):
+    """Refuses a folder holding an earlier run unless told to continue (`resume`) or replace it (`overwrite`)."""
+    earlier = [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
+    if not earlier or resume:
+        return
+    if not overwrite:
+        raise ValueError(f"'{out_dir}' holds an earlier run ({', '.join(earlier)}): pass resume to continue it or "
+                         f"overwrite to replace it (CLI: --resume / --overwrite), or choose another folder.")
+    for name in earlier:
+        path = os.path.join(out_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+RUN_FILES = ("checkpoints", "best.keras", "best.h5", "final.keras", "final.h5", "metrics.csv", "logs", "config.json")
+"""What a run leaves in its folder (`overwrite` removes exactly these)."""
+
+
+def _run(state, train_data, val_data, config, out_dir, save_dir, chief, resume, strategy, steps, callbacks,
+         verbose) -> TrainResult:
     manager = tf.train.CheckpointManager(state.checkpoint, os.path.join(save_dir, "checkpoints"), max_to_keep=2)
     initial_epoch = _restore(state, manager) if resume else 0
     if chief:
@@ -289,9 +346,9 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, o
     history = {}
     if initial_epoch < config.epochs:
         fit = state.model.fit(
-            _prepare(train_data, state.classes, strategy), epochs=config.epochs, initial_epoch=initial_epoch,
+            _stream(_prepare(train_data, state.classes, strategy), steps, initial_epoch), epochs=config.epochs,
+            initial_epoch=initial_epoch, steps_per_epoch=steps, shuffle=False, verbose=0,
             validation_data=_prepare(val_data, state.classes, strategy) if val_data is not None else None,
-            steps_per_epoch=steps_per_epoch, shuffle=False, verbose=0,
             callbacks=_all_callbacks(state, manager, save_dir, steps * config.batch_size, config.epochs, steps,
                                      chief, initial_epoch, callbacks, verbose))
         history = fit.history
@@ -303,6 +360,17 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, o
         return TrainResult(state.model, history, out_dir, None, None, initial_epoch)
     return TrainResult(state.model, history, out_dir, best if os.path.exists(best) else None, final_path,
                        initial_epoch)
+
+
+def _stream(dataset, steps, initial_epoch):
+    """The training data as one stream of epochs, `steps` batches each, that a resumed run enters at its epoch.
+
+    `fit` then keeps one iterator for the whole run, and a seeded pipeline reshuffles and re-augments each pass the
+    same way in every run; a run resumed at epoch k skips the k·steps batches it already trained on (reading, not
+    training: seconds per epoch), so it sees the batches an uninterrupted run would. (Counting on `fit` to create
+    one iterator per epoch does not work: it creates two, an internal detail of Keras.)"""
+    stream = dataset.repeat()
+    return stream.skip(initial_epoch * steps) if initial_epoch else stream
 
 
 @dataclasses.dataclass
@@ -337,7 +405,10 @@ def _compiled(model, config, steps, strategy) -> _State:
                                                         label_smoothing=config.label_smoothing))
     optimizer.build(model.trainable_variables)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
+    # Keras 3 keeps the random state of dropout and the like in seed-generator variables that the model's own
+    # checkpoint leaves out; saved too, a resumed run draws the masks an uninterrupted one would.
+    seeds = [v for v in model.variables if "seed_generator" in getattr(v, "path", "")]
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch, seeds=seeds)
     return _State(model, K, optimizer, epoch, checkpoint, classes)
 
 
@@ -361,7 +432,8 @@ def _all_callbacks(state, manager, save_dir, images_per_epoch, epochs, steps, ch
     """The checkpoint and the metric logs first, so that a user callback that stops the run cannot skip them."""
     K = state.keras
     EpochEnd, Progress = _callbacks(K, manager, state.epoch, save_dir, images_per_epoch, epochs)
-    callbacks = [EpochEnd()]
+    StopOnNonFiniteLoss = _divergence_callback(K, manager)
+    callbacks = [StopOnNonFiniteLoss(), EpochEnd()]
     if chief:
         callbacks += [K.callbacks.CSVLogger(os.path.join(save_dir, "metrics.csv"), append=initial_epoch > 0),
                       K.callbacks.TensorBoard(os.path.join(save_dir, "logs"), write_graph=False)]

@@ -77,16 +77,16 @@ def main(argv=None):
                              classifier_activation=None)
 
     base_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size)  # the default recipe, seed 0
-    float_model = train(build, train_ds, val_ds, base_config, out_dir=str(work / "float")).model
+    float_model = train(build, train_ds, val_ds, base_config, out_dir=str(work / "float"), overwrite=True).model
     float_weights = float_model.get_weights()
     float_top1 = evaluate(float_model, val_ds)["top1"]
 
     budget = TrainConfig.qat(epochs=args.qat_epochs, batch_size=args.batch_size)  # a QATConfig
-    qat_model = fine_tune(float_model, train_ds, val_ds, budget, out_dir=str(work / "qat")).model
+    qat_model = fine_tune(float_model, train_ds, val_ds, budget, out_dir=str(work / "qat"), overwrite=True).model
     # The same budget spent in float (same recipe, no fake quantization), from the same weights.
     tuned = build()
     tuned.set_weights(float_weights)
-    tuned = train(tuned, train_ds, val_ds, budget, out_dir=str(work / "float_tuned")).model
+    tuned = train(tuned, train_ds, val_ds, budget, out_dir=str(work / "float_tuned"), overwrite=True).model
 
     calibration = data.calibration_images(train_src, args.size, count=200)
     tuned_blobs = to_tflite_formats(tuned, ["float32", "int8-ptq"], representative_data=calibration)  # one export

@@ -100,7 +100,7 @@ def main(argv=None):
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size)  # the default recipe, seed 0
         for name in models:
             run = train(lambda: build_model(name, size, len(train_src.class_names)), train_ds, val_ds, config,
-                        out_dir=str(out / "training_runs" / name), verbose=0)
+                        out_dir=str(out / "training_runs" / name), verbose=0, overwrite=True)
             accuracy[name] = float(evaluate(run.model, val_ds)["top1"])
             histories[name] = run.history.get("val_accuracy")
 

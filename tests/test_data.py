@@ -352,3 +352,12 @@ def test_calibration_images_from_folders_datasets_or_noise():
     assert noise.shape == (2, 32, 32, 3) and "uniform" in data.describe_source(None)
     with pytest.raises(ValueError, match="`count` must be a positive number of images"):
         data.calibration_images(None, 32, count=0)
+
+
+def test_a_file_given_as_data_and_a_held_out_split_that_is_the_training_split(tmp_path, caplog):
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    with pytest.raises(NotADirectoryError, match="afile.txt' is a file; the data must be an image folder"):
+        data.load_source(str(afile))
+    data.load_splits("default", "train", "train")
+    assert "held-out split is the training split ('train')" in caplog.text

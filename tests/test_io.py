@@ -66,3 +66,9 @@ def test_atomic_path_removes_the_temporary_file_when_the_writer_fails(tmp_path):
             open(tmp, "wb").write(b"half")
             raise RuntimeError("writer crashed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_that_takes_no_files_fails_before_any_work():
+    """/proc passes os.access as root but takes no new file: found by a real write, in milliseconds."""
+    with pytest.raises(PermissionError, match="folder '/proc' does not take new files"):
+        _io.check_writable("/proc/model.tflite")

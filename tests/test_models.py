@@ -246,3 +246,25 @@ def test_profile_activation_peak(default_build):
     result = an.profile(default_build("micro"))
     assert result.peak_activation_bytes == 96 * 96 * 3 + 48 * 48 * 8
     assert result.peak_after == "stem_conv"
+
+
+@pytest.mark.parametrize("change, message", [
+    (("block", "filters", -24), r"stages\[0\].columns\[0\].blocks\[0\].filters: expected a positive integer, got -24"),
+    (("block", "filters", "24"), r"blocks\[0\].filters: expected a positive integer, got '24'"),
+    (("block", "kernel_size", 0), r"blocks\[0\].kernel_size: expected a positive integer, got 0"),
+    (("spec", "width", float("nan")), r"width: expected a positive number, got nan"),
+    (("spec", "input_size", True), r"input_size: expected a positive integer, got True"),
+])
+def test_spec_numbers_are_checked_with_their_path(change, message):
+    kind, field, value = change
+    spec = an.VARIANTS["micro"]
+    if kind == "spec":
+        spec = spec.replace(**{field: value})
+    else:
+        stage = spec.stages[0]
+        column = stage.columns[0]
+        block = dataclasses.replace(column.blocks[0], **{field: value})
+        column = dataclasses.replace(column, blocks=(block,) + column.blocks[1:])
+        spec = spec.replace(stages=(dataclasses.replace(stage, columns=(column,) * 3),) + spec.stages[1:])
+    with pytest.raises(ValueError, match=message):
+        an.AttendNeXt(spec=spec)

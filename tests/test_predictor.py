@@ -352,3 +352,24 @@ def test_predictor_runs_without_tensorflow(exported, photos):
         assert {name(d) for d in dists} & allowed, f"{root} (from {dists}) is not a runtime dependency"
     readme = (REPO / "README.md").read_text()
     assert "pip install --no-deps" in readme and all(f'"{r}"' in readme for r in _runtime_requires())
+
+
+def _bomb_png(width=30_000, height=30_000):
+    """A PNG header announcing 900 M pixels (Pillow refuses above twice its 89 M limit) with no real data."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_refused_by_name(exported, photos, tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_bomb_png())
+    predictor = Predictor(exported["float32"].path)
+    with pytest.raises(ValueError, match=f"Cannot read image file '{bomb}'"):
+        predictor.predict([bomb])
+    assert len(predictor.predict([photos[0]])) == 1  # the predictor still works

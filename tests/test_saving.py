@@ -27,3 +27,19 @@ def test_files_that_are_not_models(tmp_path, name, content, message):
         an.load_model(tmp_path / "missing.keras")
     with pytest.raises(IsADirectoryError, match="is a folder"):
         an.load_model(tmp_path)
+
+
+def test_keras_load_model_works_after_importing_the_package_alone(tmp_path):
+    """`import attendnext_keras` registers the layer classes as soon as Keras is imported (after it or before it),
+    without importing Keras or TensorFlow itself."""
+    import subprocess
+    import sys
+
+    model = an.AttendNeXt(variant="micro", input_shape=(32, 32, 3), classes=3)
+    model.save(tmp_path / "m.keras")
+    for order in ("import attendnext_keras, keras", "import keras, attendnext_keras"):
+        code = (f"import sys; {order}; m = keras.saving.load_model(sys.argv[1]); print(m.count_params())")
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.keras")], capture_output=True,
+                              text=True, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+        assert done.returncode == 0, done.stderr[-500:]
+        assert done.stdout.split()[-1] == str(model.count_params())

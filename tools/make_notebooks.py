@@ -287,7 +287,8 @@ TRAIN = [
         print("precision:", configure_mixed_precision(config.mixed_precision))
         result = train(lambda: an.AttendNeXt(variant=VARIANT, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
                                              classes=len(class_names), classifier_activation=None),
-                       train_ds, val_ds, config, out_dir=OUT_DIR, resume=RESUME, strategy=strategy)
+                       train_ds, val_ds, config, out_dir=OUT_DIR, resume=RESUME, overwrite=not RESUME,
+                       strategy=strategy)
         model = result.model
         # the CLI (attendnext evaluate/export) reads the names from here; written atomically, like every package file
         _io.write_json(os.path.join(OUT_DIR, "class_names.json"), class_names)
@@ -402,7 +403,7 @@ QAT = [
                                                 classes=len(class_names), classifier_activation=None),
                           train_ds, val_ds,
                           TrainConfig(epochs=EPOCHS, batch_size=BATCH_SIZE, mixed_precision="float32", seed=0),
-                          out_dir=os.path.join(OUT_DIR, "float"))
+                          out_dir=os.path.join(OUT_DIR, "float"), overwrite=True)
         float_model = float_run.model
         '''),
     md("## 2. Quantization-aware fine-tuning\n\n"
@@ -414,7 +415,7 @@ QAT = [
        "calibration data."),
     code('''
         qat_run = fine_tune(float_model, train_ds, val_ds, TrainConfig.qat(epochs=QAT_EPOCHS, batch_size=BATCH_SIZE),
-                            out_dir=os.path.join(OUT_DIR, "qat"))
+                            out_dir=os.path.join(OUT_DIR, "qat"), overwrite=True)
         qat_model = qat_run.model
         print(f"QAT model: {qat_run.final_path} (load it with an.load_model, which opens a quantize_scope)")
         '''),
@@ -585,7 +586,7 @@ MICRO = [
                                           classes=len(class_names), classifier_activation=None),
                     train_ds, val_ds,
                     TrainConfig(epochs=EPOCHS, batch_size=32, mixed_precision="float32", seed=0),
-                    out_dir=os.path.join(OUT_DIR, "float"))
+                    out_dir=os.path.join(OUT_DIR, "float"), overwrite=True)
         model = run.model
 
         calibration = data.calibration_images(train_source, IMAGE_SIZE, count=CALIBRATION_IMAGES)

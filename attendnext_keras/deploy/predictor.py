@@ -267,7 +267,8 @@ class Predictor:
                 image = preprocessing.to_rgb(image)
         except FileNotFoundError as error:
             raise FileNotFoundError(f"Image file '{name}' does not exist.") from error
-        except (OSError, SyntaxError, ValueError) as error:  # PIL.UnidentifiedImageError is an OSError
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:  # UnidentifiedImageError:
+            # an OSError; a decompression bomb (more pixels than Pillow's limit) is refused like a corrupt file
             if isinstance(image, (str, os.PathLike)):
                 raise ValueError(f"Cannot read image file '{name}': {error}") from error
             raise ValueError(f"Cannot use {name}: {error}") from error

@@ -42,6 +42,9 @@ from attendnext_keras.training import train
 
 logger = logging.getLogger(__name__)
 SCHEMA = 1
+PROTOCOL = 2
+"""Part of every run's hash: raised when the code changes what a run computes for the same inputs (2: the data stream
+and random state continue across a resume, 2026-12-01), so runs of different code are never mixed."""
 
 
 @dataclasses.dataclass
@@ -120,7 +123,7 @@ def run_hash(candidate: Candidate, recipe: TrainConfig, config: StudyConfig, stu
                                   .encode()).hexdigest()
     recipe_values = {k: v for k, v in recipe.to_dict().items() if k not in ("seed", "epochs")}  # both set per run
     material = {"architecture": architecture, "recipe": recipe_values, "input_size": config.input_size,
-                "epochs": config.epochs, "data": study_data.listing_hash}
+                "epochs": config.epochs, "data": study_data.listing_hash, "protocol": PROTOCOL}
     keras.backend.clear_session()
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 

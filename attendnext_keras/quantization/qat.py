@@ -165,7 +165,7 @@ def is_quantized(model) -> bool:
 
 
 def fine_tune(model, train_data, val_data=None, config=None, out_dir="runs/qat", resume=False, strategy=None,
-              steps_per_epoch=None, verbose=1):
+              steps_per_epoch=None, verbose=1, overwrite=False):
     """Quantization-aware fine-tuning from float weights: quantize_model(model), then train with the QAT recipe
     (`QATConfig`: few epochs, learning rate ~20× lower, no warmup, BatchNorm statistics frozen).
 
@@ -176,4 +176,4 @@ def fine_tune(model, train_data, val_data=None, config=None, out_dir="runs/qat",
     config = config or QATConfig()
     build = (lambda: model) if is_quantized(model) else (lambda: quantize_model(model))
     return train(build, train_data, val_data, config, out_dir=out_dir, resume=resume, strategy=strategy,
-                 steps_per_epoch=steps_per_epoch, verbose=verbose)
+                 steps_per_epoch=steps_per_epoch, verbose=verbose, overwrite=overwrite)
