@@ -20,6 +20,9 @@ import tempfile
 class DiskFullError(OSError):
     """The device ran out of space while writing; the target was left as it was."""
 
+    def __str__(self):
+        return self.strerror or super().__str__()
+
 
 def _folder_of(path) -> str:
     folder = os.path.dirname(os.path.abspath(path))

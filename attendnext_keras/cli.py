@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -707,6 +708,8 @@ def main(argv=None):
         return 2
     except USER_ERRORS as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC and not isinstance(error, _io.DiskFullError):
+            message = f"no space left on the device while writing {error.filename or 'the outputs'}"
         print(f"attendnext {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

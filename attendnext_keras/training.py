@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import math
@@ -174,7 +175,7 @@ def _callbacks(K, manager, epoch_var, save_dir, images_per_epoch, total_epochs):
             logs["images_per_second"] = images_per_epoch / max(1e-9, time.perf_counter() - self.started)
             logs["learning_rate"] = _current_lr(self.model.optimizer)
             epoch_var.assign(epoch + 1)
-            manager.save(checkpoint_number=epoch + 1)
+            _save_checkpoint(manager, epoch + 1)
             score = logs.get("val_accuracy", logs.get("accuracy"))
             if score is not None and score > self.best:  # every worker saves: saving runs collectives
                 self.best = score
@@ -205,6 +206,19 @@ def _callbacks(K, manager, epoch_var, save_dir, images_per_epoch, total_epochs):
             self.bar.close()
 
     return EpochEnd, Progress
+
+
+def _save_checkpoint(manager, number):
+    """manager.save, with a full disk reported as one DiskFullError naming the folder (TensorFlow writes the new
+    checkpoint beside the old and switches the index last, so the previous checkpoint stays intact)."""
+    try:
+        manager.save(checkpoint_number=number)
+    except (tf.errors.OpError, OSError) as error:
+        if getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error):
+            raise _io.DiskFullError(errno.ENOSPC, f"No space left on the device holding '{manager.directory}' while "
+                                                  f"saving checkpoint {number}; the last complete checkpoint is "
+                                                  f"{manager.latest_checkpoint}") from None
+        raise
 
 
 class TrainingDivergedError(ValueError):

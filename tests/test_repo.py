@@ -44,3 +44,25 @@ def test_notebooks_are_generated_clean_and_run_by_ci():
             in nb.cells[0].source
         assert '"google.colab" in sys.modules' in code[0].source
     assert ".venv/bin/python tools/run_notebooks.py" in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_install_is_pinned_by_a_constraints_lock():
+    """constraints.txt pins an exact version of every requirement (and the dev extras) that setup.py asks for, the
+    README's commands and CI install through it, and its header says when and how it was refreshed."""
+    import ast
+
+    lock = (REPO / "constraints.txt").read_text()
+    pinned = {line.split("==")[0].lower().replace("_", "-") for line in lock.splitlines()
+              if line and not line.startswith("#")}
+    assert all("==" in line for line in lock.splitlines() if line and not line.startswith("#"))
+    tree = ast.parse((REPO / "setup.py").read_text())
+    requirements = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                    and isinstance(node.value, str) and re.match(r"^[A-Za-z][\w.-]*\s*(>=|<=|==|~=|!=|<|>)", node.value)]
+    names = {re.split(r"[<>=~!\[ ]", r)[0].lower().replace("_", "-") for r in requirements}
+    assert {"tensorflow", "tflite-micro", "optuna", "pytest"} <= names
+    missing = names - pinned
+    assert not missing, f"constraints.txt is stale: no pin for {sorted(missing)} (refresh it as its header says)"
+    assert re.search(r"Last refreshed: 20\d\d-\d\d-\d\d", lock)
+    for command in readme_commands()[:2]:
+        assert "-c constraints.txt" in command
+    assert "-c constraints.txt" in (REPO / ".ci" / "run").read_text()

@@ -251,3 +251,53 @@ def test_a_model_that_cannot_be_built_leaves_no_folder(datasets, tmp_path):
         train(lambda: an.AttendNeXt(variant="micro", input_shape=(48, 48, 3), classes=5), datasets[0], None,
               TrainConfig(epochs=1), out_dir=str(tmp_path / "new"), verbose=0)
     assert not (tmp_path / "new").exists()
+
+
+def test_a_full_disk_stops_training_with_one_line_and_keeps_the_last_checkpoint(datasets, tmp_path):
+    """A small tmpfs filled up after the first epoch (where mounting is allowed, as for root in CI); otherwise the
+    checkpoint write is made to fail with ENOSPC. Either way: DiskFullError naming the folder, ckpt-1 intact."""
+    import errno
+    import subprocess as sp
+
+    import keras
+    import tensorflow as tf
+
+    from attendnext_keras import _io
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = sp.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(disk)], capture_output=True).returncode == 0
+
+    class FillTheDisk(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch != 0:
+                return
+            if mounted:
+                try:
+                    with open(disk / "filler", "wb") as f:
+                        while True:
+                            f.write(b"\0" * 65536)
+                            f.flush()
+                except OSError:  # ENOSPC: the disk is full now
+                    pass
+            else:
+                def full(*args, **kwargs):
+                    raise OSError(errno.ENOSPC, "No space left on device")
+
+                tf.train.CheckpointManager.save = full
+
+    original = tf.train.CheckpointManager.save
+    try:
+        with pytest.raises(_io.DiskFullError, match=r"No space left on the device holding '.*checkpoints' while saving "
+                                                    r"checkpoint 2; the last complete checkpoint is .*ckpt-1"):
+            train(lambda: an.AttendNeXt(variant="micro", input_shape=(32, 32, 3), classes=5,
+                                        classifier_activation=None),
+                  datasets[0], None, TrainConfig(epochs=3), out_dir=str(disk / "run"), callbacks=[FillTheDisk()],
+                  verbose=0)
+        assert tf.train.latest_checkpoint(str(disk / "run" / "checkpoints")).endswith("ckpt-1")
+        restored = an.AttendNeXt(variant="micro", input_shape=(32, 32, 3), classes=5, classifier_activation=None)
+        tf.train.Checkpoint(model=restored).read(str(disk / "run" / "checkpoints" / "ckpt-1")).expect_partial()
+    finally:
+        tf.train.CheckpointManager.save = original
+        if mounted:
+            sp.run(["umount", str(disk)], capture_output=True)
