@@ -67,3 +67,14 @@ def test_iso_accuracy_by_hand():
     assert below["where"] == "below front" and below["bound"] == "at most" and below["speedup"] == pytest.approx(0.5)
     assert stats.accuracy_at_latency(front, 1.0) == pytest.approx(0.60)
     assert stats.accuracy_at_latency(front, 5.0) is None
+
+
+def test_kendall_tau_and_ranking_stability_by_hand():
+    assert stats.kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
+    assert stats.kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+    assert stats.kendall_tau([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)  # one of six pairs swapped
+    curves = {"a": [0.5, 0.6, 0.7, 0.8], "b": [0.6, 0.7, 0.75, 0.7], "c": [0.4, 0.5, 0.6, 0.65]}
+    stability = stats.ranking_stability(curves)
+    assert [e for e, _ in stability] == [1, 2, 3, 4] and stability[-1][1] == 1.0
+    assert stability[0][1] == pytest.approx(1 / 3)  # b ahead of a until epoch 4
+    assert stats.settled_epoch(stability) == 4 and stats.settled_epoch(stability, threshold=0.3) == 1

@@ -137,3 +137,30 @@ def iso_accuracy(model_point, front) -> dict:
     return {"front_latency": needed, "where": where, "speedup": needed / latency,
             "bound": {"above front": "at least", "below front": "at most"}.get(where),
             "accuracy_gain": None if at_latency is None else accuracy - at_latency}
+
+
+def kendall_tau(a, b) -> float:
+    """Kendall's tau-a between two scorings of the same items (1: same order, −1: reversed; ties count 0)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or a.size < 2:
+        raise ValueError("Kendall's tau needs two scorings of the same two or more items.")
+    i, j = np.triu_indices(a.size, k=1)
+    return float(np.mean(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j])))
+
+
+def ranking_stability(curves: dict) -> list:
+    """[(epoch, tau)]: Kendall's tau between the models' ranking at each epoch and at the last epoch they all have,
+    from {model: accuracy per epoch} (e.g. the selection curves averaged over seeds)."""
+    length = min(len(c) for c in curves.values())
+    if length == 0 or len(curves) < 2:
+        return []
+    final = [c[length - 1] for c in curves.values()]
+    return [(e + 1, kendall_tau([c[e] for c in curves.values()], final)) for e in range(length)]
+
+
+def settled_epoch(stability, threshold: float = 0.9):
+    """The first epoch from which the ranking stays within `threshold` of the final one (None if it never does)."""
+    for k, (epoch, _) in enumerate(stability):
+        if all(tau >= threshold for _, tau in stability[k:]):
+            return epoch
+    return None

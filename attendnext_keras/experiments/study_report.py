@@ -71,6 +71,7 @@ def write_report(out_dir, config) -> dict:
     lines += _ablation_section(arms, latency, config)
     lines += _shift_section(front, arms)
     lines += _noise_section(front, arms)
+    lines += _epochs_section(front)
     paths = {"md": _io.write_atomic(os.path.join(out_dir, "study.md"), "\n".join(lines) + "\n")}
     if front and latency:
         paths["fronts"] = plot_fronts(front, latency, os.path.join(out_dir, "fronts.png"))
@@ -219,6 +220,30 @@ def _noise_section(front, arms) -> list:
             f"Median std of test top-1 over seeds: {seed_std}; standard error of one accuracy on "
             f"{floor['examples']} test images: {100 * floor['split_standard_error']:.1f} pt. Differences under two "
             f"standard errors are ties.", ""]
+
+
+def mean_curves(summaries) -> dict:
+    """{model: selection accuracy per epoch, averaged over its seeds}."""
+    out = {}
+    for model, s in summaries.items():
+        curves = [c for c in s["curves"] if c]
+        if curves:
+            length = min(len(c) for c in curves)
+            out[model] = list(np.mean([c[:length] for c in curves], axis=0))
+    return out
+
+
+def _epochs_section(front) -> list:
+    stability = stats.ranking_stability(mean_curves(front))
+    if not stability:
+        return []
+    settled = stats.settled_epoch(stability)
+    shown = [f"{epoch}: {tau:.2f}" for epoch, tau in stability if epoch % 5 == 0 or epoch == stability[-1][0]]
+    verdict = (f"the ranking stays within τ ≥ 0.9 of the final one from epoch {settled} on" if settled
+               else "the ranking has not settled (τ < 0.9 late in training): more epochs would change it")
+    return ["## Were the epochs enough?", "",
+            f"Kendall's τ between the models' ranking (mean selection accuracy over seeds) at each epoch and at the "
+            f"last: {', '.join(shown)}; {verdict}. Curves: `curves.png`.", ""]
 
 
 def plot_fronts(front, latency, path, threads="1") -> str:
