@@ -14,6 +14,7 @@ import contextlib
 import errno
 import json
 import os
+import sys
 import tempfile
 
 
@@ -177,3 +178,23 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextlib.contextmanager
+def native_stderr_captured():
+    """Captures what C/C++ code writes to file descriptor 2 (TensorFlow's and LiteRT's start-up and converter lines
+    bypass Python's logging); the capture is replayed if the block raises, so a failure keeps its explanation."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

@@ -76,7 +76,8 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def _group(name):
+def group_of(name):
+    """The group a layer name belongs to: input, stem, stage<i> or head (the builder's fixed names)."""
     head = name.split("_")[0]
     if head.startswith("stage") or head in ("stem",):
         return head
@@ -133,7 +134,8 @@ def attention_macs(layer) -> int:
     return projections + attention + q_positions * heads * value_dim * out_features
 
 
-def _inbound_names(layer):
+def inbound_names(layer):
+    """Names of the layers whose outputs `layer` reads."""
     names = []
     for tensor in _as_list(layer.input):
         history = getattr(tensor, "_keras_history", None)
@@ -152,7 +154,7 @@ def profile(model, bytes_per_element=1) -> ModelProfile:
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
             continue
-        layers.append(LayerProfile(name=layer.name, kind=type(layer).__name__, group=_group(layer.name),
+        layers.append(LayerProfile(name=layer.name, kind=type(layer).__name__, group=group_of(layer.name),
                                    params=int(layer.count_params()), macs=int(layer_macs(layer)),
                                    output_elements=int(_elements(_shape(layer.output)))))
     peak, peak_after = _peak_activation(model, bytes_per_element)
@@ -165,7 +167,7 @@ def _peak_activation(model, bytes_per_element):
     buffer_of = {}  # layer name -> buffer id (fused layers share their input's buffer)
     size_of, created, readers = {}, {}, {}
     for step, layer in enumerate(order):
-        inbound = _inbound_names(layer)
+        inbound = inbound_names(layer)
         for name in inbound:
             readers[buffer_of.get(name, name)] = step
         if type(layer).__name__ in FUSED and inbound:

@@ -1,0 +1,32 @@
+"""Where the time goes (attendnext_keras.deploy.latency_profile): stage cuts follow the builder's names, the stages
+add up to the whole model's latency, and the peak probe measures a real MAC rate."""
+
+import pytest
+
+import attendnext_keras as an
+from attendnext_keras.deploy import latency_profile as lp
+
+
+@pytest.fixture(scope="module")
+def micro():
+    return an.create_model("attendnext_micro", input_size=64, classes=5)
+
+
+def test_stage_cuts_hand_each_stage_what_the_next_reads(micro):
+    cuts = lp.stage_cuts(micro)
+    assert [group for group, _ in cuts] == ["stem", "stage1", "stage2", "stage3", "stage4"]
+    shapes = {group: [tuple(t.shape[1:]) for t in tensors] for group, tensors in cuts}
+    assert shapes["stem"] == [(32, 32, 8)]
+    assert shapes["stage1"] == [(16, 16, 8)] * 3  # three independent columns (merge "none") go on to stage 2
+    assert shapes["stage4"] == [(2, 2, 112)]
+
+
+def test_stages_add_up_to_the_whole_model(micro):
+    profile = lp.latency_profile(micro, threads=1, runs=30)
+    stages = profile["stages"]
+    assert [s["stage"] for s in stages] == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+    assert abs(profile["sum_of_stages_ms"] - profile["total_ms"]) <= 0.15 * profile["total_ms"]
+    assert sum(s["macs"] for s in stages) == an.profile(micro).macs
+    assert profile["peak_gmacs"] > 1  # a 1×1 int8 convolution runs at well over 1 GMAC/s on any x86 core
+    text = lp.format_profile(profile)
+    assert "stage1" in text and "GMAC/s" in text and "of peak" in text
