@@ -34,7 +34,10 @@ setup(
     ],
     extras_require={
         # nbclient, nbformat, ipykernel: CI executes notebooks/ (tools/run_notebooks.py)
-        "dev": ["pytest>=8", "pytest-xdist>=3", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"],
+        "dev": ["pytest>=8", "pytest-xdist>=3", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25",
+                "ethos-u-vela>=5.2,<6"],  # tests/test_vela.py compiles for Ethos-U
+        # Arm Ethos-U NPUs (attendnext export --target ethos-u55-128): Vela, Arm's compiler (a manylinux wheel)
+        "vela": ["ethos-u-vela>=5.2,<6"],
     },
     entry_points={"console_scripts": ["attendnext=attendnext_keras.cli:main"]},
 )

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 
 from attendnext_keras import _io, config as configs, registry
 from attendnext_keras.config import ConfigError, RunConfig
@@ -306,7 +305,23 @@ def add_export_parser(sub):
     p.add_argument("--float-io", action="store_true", help="Keep float32 input/output on int8 models.")
     p.add_argument("--strict", action="store_true",
                    help="Fail (write nothing) when the report finds float ops, several partitions or TFLM gaps.")
+    p.add_argument("--target", default=None, metavar="NAME",
+                   help="Hardware to build for: xnnpack (LiteRT's CPU, the default) or an Arm Ethos-U NPU through "
+                        "Vela (ethos-u55-32/64/128/256, ethos-u65-256/512, ethos-u85-128…2048; int8 modes; "
+                        "pip install \"attendnext_keras[vela]\"): writes Vela's compiled .tflite.")
+    p.add_argument("--no-embed-metadata", action="store_true",
+                   help="Leave the standard TFLite metadata (labels.txt, normalisation) out of the .tflite.")
     return p
+
+
+def _export_target(args):
+    """--target, checked before any model loads: an unknown name lists the known ones; an NPU needs an int8 mode and
+    Vela installed."""
+    from attendnext_keras.deploy import vela
+
+    if args.target is not None:
+        vela.check_request(args.target, args.mode)
+    return args.target
 
 
 def cmd_export(args):
@@ -315,8 +330,11 @@ def cmd_export(args):
     from attendnext_keras.saving import load_model
 
     cfg = _override(_load(args).export, calibration_images=args.calibration_images,
-                    int8_io=False if args.float_io else None, strict=True if args.strict else None)
+                    int8_io=False if args.float_io else None, strict=True if args.strict else None,
+                    target=args.target, embed_metadata=False if args.no_embed_metadata else None)
     _io.check_writable(args.out)
+    args.target = cfg.target
+    target = _export_target(args)
     model = load_model(args.model)
     representative = None
     if args.mode == "int8-ptq":
@@ -327,7 +345,7 @@ def cmd_export(args):
                                                  _model_size(model), count=cfg.calibration_images)
     names = _class_names_for(args.model, int(model.outputs[0].shape[-1]))
     result = export(model, args.out, args.mode, representative_data=representative, class_names=names,
-                    int8_io=cfg.int8_io, strict=cfg.strict)
+                    int8_io=cfg.int8_io, strict=cfg.strict, target=target, embed_metadata=cfg.embed_metadata)
     print(result.report.summary())
     print(f"wrote {result.path} and {result.metadata_path}")
 
@@ -674,23 +692,11 @@ def start_tensorflow_quietly() -> None:
     """Imports TensorFlow and Keras and initialises the devices with file descriptor 2 captured: their C++ start-up
     lines (oneDNN notice, "Could not find cuda drivers", "failed call to cuInit") bypass every logging setting. What
     was captured is printed if the start fails."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            import keras  # noqa: F401
-            import tensorflow as tf
+    with _io.native_stderr_captured():
+        import keras  # noqa: F401
+        import tensorflow as tf
 
-            tf.config.list_physical_devices()
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+        tf.config.list_physical_devices()
 
 
 WITHOUT_TENSORFLOW = ("predict", "models")

@@ -287,6 +287,8 @@ class ExportConfig(_Config):
     int8_io: bool = True  # int8 input/output tensors for int8 models (what microcontrollers want)
     calibration_images: int = 200  # images for int8-ptq calibration
     strict: bool = False  # refuse (write nothing) when the report finds float ops, several partitions, TFLM gaps
+    target: Optional[str] = None  # None/"xnnpack": LiteRT's CPU; "ethos-u55-128" etc.: Vela's NPU file (int8 modes)
+    embed_metadata: bool = True  # the standard TFLite metadata and labels.txt inside the .tflite
 
     def validate(self):
         require(len(self.modes) >= 1, "modes", "needs at least one format")

@@ -31,7 +31,8 @@ def weights_of(sublayers):
 
 @pytest.mark.parametrize("flavour", ["keras", "tf_keras"])
 @pytest.mark.parametrize("s,expansion,residual", [(2, "depth_to_space", True), (4, "nearest", False),
-                                                  (1, "depth_to_space", True), (2, "nearest", True)])
+                                                  (1, "depth_to_space", True), (2, "nearest", True),
+                                                  (4, "resize", True)])
 def test_dcac_matches_numpy(flavour, s, expansion, residual, rng):
     layer = layers.for_flavour(flavour).DoubleCondensingAttentionCondenser(
         condense_factor=s, embed_channels=6, kernel_size=3, expansion=expansion, residual=residual)

@@ -11,13 +11,12 @@ import collections
 import contextlib
 import math
 import os
-import sys
-import tempfile
 import time
 
 import numpy as np
 from ai_edge_litert import interpreter as litert
 
+from attendnext_keras import _io
 from attendnext_keras.metrics import top_k_accuracy
 
 
@@ -37,11 +36,18 @@ def load_interpreter(model_content: bytes, num_threads: int = 1, xnnpack: bool =
         raise ValueError(f"`num_threads` must be a positive integer. Received: num_threads={num_threads!r}")
     resolver = (litert.OpResolverType.AUTO if xnnpack
                 else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    with _first_delegate_quietly(xnnpack):
-        interpreter = litert.Interpreter(model_content=model_content, num_threads=num_threads,
-                                         experimental_op_resolver_type=resolver,
-                                         experimental_preserve_all_tensors=preserve_all_tensors)
-        interpreter.allocate_tensors()
+    try:
+        with _first_delegate_quietly(xnnpack):
+            interpreter = litert.Interpreter(model_content=model_content, num_threads=num_threads,
+                                             experimental_op_resolver_type=resolver,
+                                             experimental_preserve_all_tensors=preserve_all_tensors)
+            interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        if "ethos-u" in str(error):
+            raise ValueError("This model is compiled for an Arm Ethos-U NPU (Vela): it runs on the device, through "
+                             "TFLite Micro's Ethos-U driver, not on LiteRT. Export without --target to run it on "
+                             "the CPU.") from None
+        raise
     return interpreter
 
 
@@ -55,21 +61,21 @@ def _first_delegate_quietly(xnnpack):
     if not xnnpack or _announced:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-            _announced.append(True)
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    with _io.native_stderr_captured():
+        yield
+    _announced.append(True)
+
+
+def graph_ops(model_content: bytes) -> list:
+    """[{"op": name, "outputs": [tensor names], "graph_output": whether it writes a model output}] of every op in
+    execution order, read without allocating tensors, so models with custom ops no kernel here runs (a Vela-compiled
+    model's "ethos-u") can be listed too."""
+    resolver = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interpreter = litert.Interpreter(model_content=check_tflite(model_content), experimental_op_resolver_type=resolver)
+    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    outputs = {d["index"] for d in interpreter.get_output_details()}
+    return [{"op": op["op_name"], "outputs": [names.get(int(t), "") for t in op["outputs"] if t >= 0],
+             "graph_output": any(int(t) in outputs for t in op["outputs"])} for op in interpreter._get_ops_details()]
 
 
 def delegation_report(model_content: bytes) -> dict:

@@ -18,7 +18,8 @@ METADATA_VERSION = 1
 
 def build_metadata(model, report, mode: str, class_names=None, preprocessing=None) -> dict:
     """The JSON written next to a `.tflite`: what deployment code needs to feed it and read it. `report` is the
-    export's `ConversionReport` (its input/output details, partitions and whether the model is fully int8)."""
+    export's `ConversionReport` (its input/output details, partitions, whether the model is fully int8, and for an
+    Ethos-U target Vela's report)."""
     height, width = report.input["shape"][1:3]
     classes = report.output["shape"][-1]
     if class_names is not None:
@@ -36,8 +37,12 @@ def build_metadata(model, report, mode: str, class_names=None, preprocessing=Non
         "input": report.input,
         "output": {**report.output, "kind": _keras.output_kind(model)},
         "class_names": class_names,
-        "xnnpack_partitions": report.partitions,
+        "xnnpack_partitions": report.partitions if report.vela is None else None,
         "fully_int8": report.fully_int8,
+        # Where the file runs: "xnnpack" (LiteRT's CPU) or an Ethos-U configuration, whose file Vela compiled
+        # (its "ethos-u" ops need TFLite Micro with the Ethos-U driver); "vela": what runs where, SRAM, flash, time.
+        "target": report.target or "xnnpack",
+        "vela": report.vela.as_dict() if report.vela is not None else None,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "attendnext_keras_version": __version__,
     }

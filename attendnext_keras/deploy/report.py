@@ -1,7 +1,7 @@
 """What a converted model is made of, and what would keep it from running fast or on a microcontroller: the op
 histogram, float ops and tensors, XNNPACK partitions and the ops outside them (named by Keras layer), weight bytes,
 and the ops TensorFlow Lite Micro lacks (checked in a child process, so an abort in TFLM's C code cannot take the
-caller with it).
+caller with it). Exports for an Arm Ethos-U NPU carry Vela's report instead of the XNNPACK verdict (`deploy.vela`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class ConversionReport:
     output: dict
     micro_unsupported: list  # op names TFLite Micro cannot run (None when not checked)
     micro_error: str | None = None
+    target: str | None = None  # None: LiteRT's CPU (XNNPACK); an Ethos-U configuration for Vela-compiled exports
+    vela: object | None = None  # deploy.vela.VelaReport of the compiled model (NPU/CPU ops, SRAM, flash, time)
 
     @property
     def fully_int8(self) -> bool:
@@ -57,7 +59,9 @@ class ConversionReport:
         if self.mode in ("int8", "int8-ptq") and not self.fully_int8:
             found.append(f"{len(self.float_ops)} op(s) compute in float in an int8 export: "
                          f"{_listing(self.float_ops)}")
-        if self.partitions != 1 or self.outside_xnnpack:
+        if self.vela is not None:  # an NPU export: XNNPACK does not run it, Vela says what falls back to the CPU
+            found.extend(self.vela.problems())
+        elif self.partitions != 1 or self.outside_xnnpack:
             found.append(f"XNNPACK runs the model in {self.partitions} partition(s); "
                          f"{len(self.outside_xnnpack)} op(s) run outside it: {_listing(self.outside_xnnpack)}")
         if self.micro_unsupported:
@@ -68,20 +72,25 @@ class ConversionReport:
     def summary(self) -> str:
         ops = ", ".join(f"{k}×{v}" for k, v in sorted(self.op_histogram.items(), key=lambda kv: -kv[1]))
         lines = [
-            f"mode {self.mode}: {self.size_bytes / 1024:.1f} KiB file, {self.weight_bytes / 1024:.1f} KiB of weights",
+            f"mode {self.mode}: {self.size_bytes / 1024:.1f} KiB file{' before Vela' if self.vela else ''}, "
+            f"{self.weight_bytes / 1024:.1f} KiB of weights",
             f"input {self.input['dtype']} {self.input['shape']}, output {self.output['dtype']} {self.output['shape']}",
             f"ops: {ops}",
             f"float activation tensors: {self.float_activation_tensors}; float ops: {len(self.float_ops)}",
-            f"XNNPACK partitions: {self.partitions}; ops outside: {len(self.outside_xnnpack)}",
+            f"XNNPACK partitions: {self.partitions}; ops outside: {len(self.outside_xnnpack)}" if self.vela is None
+            else f"target {self.target}: XNNPACK does not run this file",
             "TFLite Micro: " + ("not checked" if self.micro_unsupported is None else
                                 "runs" if not self.micro_unsupported else
                                 "cannot run " + ", ".join(self.micro_unsupported)),
         ]
+        if self.vela is not None:
+            lines.append(self.vela.summary())
         lines += [f"PROBLEM: {p}" for p in self.problems()]
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        result = dataclasses.asdict(self)
+        result = dataclasses.asdict(dataclasses.replace(self, vela=None))  # asdict would copy the compiled model
+        result["vela"] = self.vela.as_dict() if self.vela is not None else None
         result["fully_int8"] = self.fully_int8
         result["problems"] = self.problems()
         return result

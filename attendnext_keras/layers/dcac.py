@@ -35,7 +35,9 @@ from attendnext_keras.layers import upsample
 # Deferred: the layer classes are defined per Keras flavour on first use, and importing the package stays cheap.
 tf = _keras.LazyModule("tensorflow")
 
-EXPANSIONS = ("depth_to_space", "nearest", "bilinear")
+EXPANSIONS = ("depth_to_space", "resize", "nearest", "bilinear")
+"""Up_s: nearest as CONCATENATION + DEPTH_TO_SPACE (XNNPACK keeps it), nearest as one RESIZE_NEAREST_NEIGHBOR (Ethos-U
+NPUs run it; the same values), UpSampling2D nearest, or UpSampling2D bilinear."""
 
 
 def embed_width(channels: int, embed_channels=None, embed_ratio=0.25) -> int:
@@ -106,8 +108,9 @@ def _make_sublayers(keras, flavour, *, kind, channels, condense_factor, embed_ch
     else:
         ops["attend"] = L.Multiply(name=f"{prefix}attend")
     if s > 1:
-        if expansion == "depth_to_space":
-            ops["expand"] = upsample._define(flavour)["NearestUpsample2D"](s, name=f"{prefix}upsample")
+        if expansion in upsample.LOWERINGS:  # "depth_to_space" or "resize": NearestUpsample2D, lowered either way
+            ops["expand"] = upsample._define(flavour)["NearestUpsample2D"](s, lowering=expansion,
+                                                                           name=f"{prefix}upsample")
         else:
             ops["expand"] = L.UpSampling2D(s, interpolation=expansion, name=f"{prefix}upsample")
     if kind == "ac":
@@ -234,7 +237,8 @@ def _define_dcac(_Condenser, flavour: str):
             embed_channels: E, the channels of each branch's condensed embedding. None uses `embed_ratio`.
             embed_ratio: E = max(8, round(ratio · C)) (capped at C) when `embed_channels` is None.
             kernel_size: side of the depthwise embedding convolution (odd).
-            expansion: "depth_to_space" (nearest, kept by XNNPACK in int8), "nearest" (UpSampling2D) or "bilinear".
+            expansion: "depth_to_space" (nearest, kept by XNNPACK in int8), "resize" (nearest as one
+                RESIZE_NEAREST_NEIGHBOR, run by Ethos-U NPUs), "nearest" (UpSampling2D) or "bilinear".
             residual: add V to the output (V' = V + Up(A ⊙ B)), which makes the block a gated residual.
             filters: optional check of the output width: None, or the input channels (anything else is an error).
             **kwargs: base layer arguments.

@@ -4,8 +4,8 @@
   8-bit output quantizer (asymmetric, per tensor, moving average) — what the int8 MUL / DEPTHWISE_CONV_2D / input
   scaling need. BlurPool2D's kernel is a constant, so nothing of it can be trained; the converter still quantizes it
   into an int8 DEPTHWISE_CONV_2D with the binomial values.
-* NearestUpsample2D only copies values (CONCATENATION + DEPTH_TO_SPACE keep their input's scale), so it gets no
-  quantizer at all: a second range would add a requantize op.
+* NearestUpsample2D only copies values (CONCATENATION + DEPTH_TO_SPACE, or RESIZE_NEAREST_NEIGHBOR for Ethos-U, keep
+  their input's scale), so it gets no quantizer at all: a second range would add a requantize op.
 """
 
 from __future__ import annotations
