@@ -157,6 +157,11 @@ def add_profile_parser(sub):
     p.add_argument("--classes", type=int, default=1000, help="Classes of the classifier head (default: 1000).")
     p.add_argument("--per-layer", action="store_true", help="Also list every layer.")
     p.add_argument("--json", action="store_true", help="Print the profile as JSON instead of a table.")
+    p.add_argument("--latency", action="store_true",
+                   help="Also time the int8 model by stage on LiteRT/XNNPACK (truncated models, interleaved), with "
+                        "each stage's MAC rate against this CPU's peak for a large 1×1 convolution.")
+    p.add_argument("--threads", type=int, default=1, help="LiteRT threads for --latency (default: 1).")
+    p.add_argument("--runs", type=int, default=50, help="Timed runs per truncated model for --latency (default: 50).")
     return p
 
 
@@ -169,13 +174,20 @@ def cmd_profile(args):
     extra = {"alpha": args.alpha} if args.alpha is not None else {}
     model = registry.create_model(name, input_size=args.input_size, classes=args.classes, **extra)
     result = profile(model)
+    timing = None
+    if args.latency:
+        from attendnext_keras.deploy.latency_profile import format_profile, latency_profile
+
+        timing = latency_profile(model, threads=args.threads, runs=args.runs)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=1))
+        print(json.dumps({**result.as_dict(), **({"latency": timing} if timing else {})}, indent=1))
         return
     if info.family == "attendnext" and not registry.is_spec_file(name):
         spec = get_spec(name[len("attendnext_"):])
         print(summarize_spec(spec.replace(input_size=int(model.inputs[0].shape[1]), width=spec.width * (args.alpha or 1))))
     print(result.table(per_layer=args.per_layer))
+    if timing:
+        print("\n" + format_profile(timing))
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -225,3 +225,12 @@ def test_every_flag_has_help():
         for action in sub._actions:
             if action.dest != "help":
                 assert action.help, f"attendnext {name} {action.option_strings or action.dest} has no help"
+
+
+def test_profile_latency_prints_the_stages(capsys):
+    assert main(["profile", "--variant", "micro", "--input-size", "64", "--classes", "5", "--latency",
+                 "--runs", "10", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    stages = [s["stage"] for s in result["latency"]["stages"]]
+    assert stages == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+    assert sum(s["macs"] for s in result["latency"]["stages"]) == result["macs"]
