@@ -34,6 +34,30 @@ def apply_dwsep(x, *, filters, kernel_size=3, name, keras):
     return x
 
 
+def apply_inverted_residual(x, *, filters, kernel_size=3, expansion=4.0, fused=False, name, keras):
+    """MobileNetV2's inverted residual (`fused=False`: 1×1 expand → depthwise k×k → 1×1 project) or its fused form
+    (`fused=True`: k×k conv expand → 1×1 project, EfficientNetV2's Fused-MBConv), ReLU, linear projection, plus the
+    input when the width is unchanged. Never strided: the stage downsamples."""
+    K = _keras.get_keras(keras)
+    shortcut = x
+    hidden = max(8, int(round(x.shape[-1] * expansion / 8)) * 8)
+    if fused:
+        x = K.layers.Conv2D(hidden, kernel_size, padding="same", use_bias=False, name=f"{name}_expand")(x)
+    else:
+        x = K.layers.Conv2D(hidden, 1, use_bias=False, name=f"{name}_expand")(x)
+    x = K.layers.BatchNormalization(name=f"{name}_expand_bn")(x)
+    x = K.layers.ReLU(name=f"{name}_expand_relu")(x)
+    if not fused:
+        x = K.layers.DepthwiseConv2D(kernel_size, padding="same", use_bias=False, name=f"{name}_dw")(x)
+        x = K.layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+        x = K.layers.ReLU(name=f"{name}_dw_relu")(x)
+    x = K.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project")(x)
+    x = K.layers.BatchNormalization(name=f"{name}_project_bn")(x)
+    if shortcut.shape[-1] == filters:
+        x = K.layers.Add(name=f"{name}_add")([shortcut, x])
+    return x
+
+
 def apply_attention(x, *, dcac: DCACSpec, attention: str, name, keras):
     """The attention block of a column: DC-AC, the original attention condenser (ablation), or nothing."""
     settings = dict(condense_factor=dcac.condense_factor, embed_channels=dcac.embed_channels,
@@ -52,6 +76,9 @@ def apply_block(x, block, *, spec, name, keras):
     if block.kind == "dwsep":
         return apply_dwsep(x, filters=scaled(block.filters, spec.width), kernel_size=block.kernel_size, name=name,
                            keras=keras)
+    if block.kind in ("ir", "fused"):
+        return apply_inverted_residual(x, filters=scaled(block.filters, spec.width), kernel_size=block.kernel_size,
+                                       expansion=block.expansion, fused=block.kind == "fused", name=name, keras=keras)
     return apply_attention(x, dcac=block.dcac or DCACSpec(), attention=spec.attention, name=name, keras=keras)
 
 

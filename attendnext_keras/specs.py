@@ -33,7 +33,7 @@ from attendnext_keras import _io
 from attendnext_keras.layers.blurpool import PLAIN_DOWNSAMPLES
 from attendnext_keras.layers.dcac import check_condenser_args
 
-BLOCK_KINDS = ("conv", "dwsep", "dcac")
+BLOCK_KINDS = ("conv", "dwsep", "ir", "fused", "dcac")
 DOWNSAMPLES = ("max", "conv", "blur")
 MERGES = ("none", "concat", "add")
 ATTENTIONS = ("dcac", "ac", "none")
@@ -64,13 +64,19 @@ class BlockSpec:
     """One block of a column.
 
     kind: "conv" (k×k conv → BN → ReLU), "dwsep" (depthwise k×k → BN → ReLU → 1×1 conv → BN → ReLU, plus an identity
-    shortcut when input and output widths match) or "dcac" (a DC-AC module keeping the width).
+    shortcut when input and output widths match), "ir" (MobileNetV2's inverted residual: 1×1 expansion to
+    `expansion` × the input width → BN → ReLU → depthwise k×k → BN → ReLU → 1×1 projection → BN, linear, plus the
+    shortcut), "fused" (fused inverted residual: k×k conv expanding → BN → ReLU → 1×1 projection → BN, plus the
+    shortcut) or "dcac" (a DC-AC module keeping the width). Every block keeps the resolution: downsampling is the
+    stage's (anti-aliased), so no 1×1 convolution is ever strided. ReLU throughout: it stays inside XNNPACK in int8,
+    where hard-swish falls out.
     """
 
     kind: str
     filters: Optional[int] = None
     kernel_size: int = 3
     dcac: Optional[DCACSpec] = None
+    expansion: Optional[float] = None  # "ir" and "fused" only: hidden width ÷ input width
 
 
 @dataclass(frozen=True)
@@ -348,8 +354,13 @@ def check_structure(spec: ModelSpec) -> None:
                 where = f"stage{i} column {j} block {k}"
                 if block.kind not in BLOCK_KINDS:
                     fail(f"{where}: kind must be one of {BLOCK_KINDS}. Received: {block.kind!r}")
-                if block.kind in ("conv", "dwsep") and not block.filters:
+                if block.kind in ("conv", "dwsep", "ir", "fused") and not block.filters:
                     fail(f"{where}: a {block.kind!r} block needs `filters`.")
+                if (block.kind in ("ir", "fused")) != (block.expansion is not None):
+                    fail(f"{where}: `expansion` belongs to 'ir' and 'fused' blocks, which need it. Received: "
+                         f"kind={block.kind!r}, expansion={block.expansion!r}")
+                if block.expansion is not None and not (_is_number(block.expansion) and block.expansion >= 1):
+                    fail(f"{where}: `expansion` must be a number >= 1. Received: {block.expansion!r}")
                 if block.kind == "dcac" and block.filters:
                     fail(f"{where}: a DC-AC block keeps its input width; leave `filters` unset.")
                 if block.kernel_size < 1:
@@ -466,7 +477,8 @@ def summarize_spec(spec: ModelSpec) -> str:
                     d = b.dcac or DCACSpec()
                     parts.append(f"{spec.attention.upper() if spec.attention != 'none' else 'skip'}(s={d.condense_factor})")
                 else:
-                    parts.append(f"{b.kind}{b.kernel_size}→{scaled(b.filters, spec.width)}")
+                    expansion = f"(×{b.expansion:g})" if b.expansion is not None else ""
+                    parts.append(f"{b.kind}{b.kernel_size}{expansion}→{scaled(b.filters, spec.width)}")
             cols.append(" → ".join(parts))
         lines.append(f"  stage{i}    stride {stride:>2}, {down}, {len(stage.columns)} column(s) ×[{cols[0]}]"
                      + ("" if len(set(cols)) == 1 else f" (+ {len(set(cols)) - 1} other)") + f", merge={stage.merge}")

@@ -268,3 +268,32 @@ def test_spec_numbers_are_checked_with_their_path(change, message):
         spec = spec.replace(stages=(dataclasses.replace(stage, columns=(column,) * 3),) + spec.stages[1:])
     with pytest.raises(ValueError, match=message):
         an.AttendNeXt(spec=spec)
+
+
+def test_inverted_residual_and_fused_blocks_build_count_and_stay_one_int8_partition():
+    import numpy as np
+
+    from attendnext_keras.deploy.conversion import to_tflite
+    from attendnext_keras.deploy.litert import delegation_report
+    from attendnext_keras.specs import BlockSpec, ColumnSpec
+
+    micro = an.VARIANTS["micro"]
+    blocks = (BlockSpec("ir", filters=384, expansion=4.0), BlockSpec("fused", filters=384, expansion=2.0))
+    spec = micro.replace(name="mixed", stages=micro.stages[:3] + (
+        dataclasses.replace(micro.stages[3], columns=(ColumnSpec(blocks),)),))
+    assert "ir3(×4)→112 → fused3(×2)→112" in an.summarize_spec(spec)
+    model = an.AttendNeXt(spec=spec, input_shape=(64, 64, 3), classes=5, classifier_activation=None,
+                          include_top=False)
+    # stage4 input: 80 channels (the blur keeps them); ir: 1×1 80→320, dw 3×3, 1×1 320→112; fused: 3×3 112→224,
+    # 1×1 224→112 (+ a shortcut, same width); BatchNormalization 4 weights per channel.
+    expected = (80 * 320 + 4 * 320) + (9 * 320 + 4 * 320) + (320 * 112 + 4 * 112) \
+        + (9 * 112 * 224 + 4 * 224) + (224 * 112 + 4 * 112)
+    assert sum(l.count_params() for l in model.layers if l.name.startswith("stage4_col1")) == expected
+    assert "stage4_col1_block2_add" in [l.name for l in model.layers]
+    full = an.AttendNeXt(spec=spec, input_shape=(64, 64, 3), classes=5, classifier_activation=None)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    report = delegation_report(to_tflite(full, "int8-ptq", representative_data=[images]))
+    assert report["partitions"] == 1 and report["ops_outside"] == []
+    with pytest.raises(ValueError, match="`expansion` belongs to 'ir' and 'fused' blocks"):
+        an.AttendNeXt(spec=spec.replace(stages=micro.stages[:3] + (dataclasses.replace(
+            micro.stages[3], columns=(ColumnSpec((BlockSpec("ir", filters=384),)),)),)))

@@ -137,7 +137,7 @@ def record_constraints(trial, values) -> None:
 
 
 def _dwsep_widths(stage: StageSpec) -> list:
-    widths = [b.filters for b in stage.columns[0].blocks if b.kind in ("dwsep", "conv") and b.filters]
+    widths = [b.filters for b in stage.columns[0].blocks if b.kind != "dcac" and b.filters]
     if not widths:
         raise ValueError("Every stage of the base variant needs a depth-wise separable block to take widths from.")
     return widths
