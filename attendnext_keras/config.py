@@ -436,7 +436,8 @@ class ExploreConfig(_Config):
 STUDY_STAGES = ("front", "ablations", "latency", "report")
 FRONT_MODELS = ("attendnext_base", "attendnext_small", "attendnext_micro", "mobilenet_v3_large",
                 "mobilenet_v3_large_075", "mobilenet_v3_small", "mobilenet_v3_small_075", "mobilenet_v2",
-                "mobilenet_v2_075", "mobilenet_v2_050", "mobilenet_v2_035")
+                "mobilenet_v2_075", "mobilenet_v2_050", "mobilenet_v2_035", "attendnext_large", "attendnext_medium",
+                "attendnext_compact")
 
 
 @dataclasses.dataclass

@@ -444,7 +444,57 @@ SMALL = BASE.replace(
     description="Between base and micro: 160×160, width 0.75.",
 )
 
-VARIANTS = {spec.name: spec for spec in (BASE, SMALL, MICRO)}
+def _ir(filters, expansion=4.0):
+    return BlockSpec("ir", filters=filters, expansion=expansion)
+
+
+# Candidates for a paper-scale family (issue 15), in the accuracy study's queue. What the profile of `base` shows
+# (`attendnext profile --arch attendnext_base --latency`): its 56×56 and 28×28 stages take over half the int8 time at
+# 6–11 % of this CPU's peak int8 MAC rate (depthwise convolutions, condensing and concatenations move memory, not
+# MACs), while its 7×7 stage runs near 70 % of the peak; and 75 % of its parameters sit in the classifier head. So the
+# candidates keep two columns early (the paper's columnar rule), put their capacity into 14×14 and 7×7 inverted
+# residuals, and drop the head's hidden layer (global pooling → classes), so that their parameters sit in the
+# backbone. Their accuracy and latency against the MobileNets come from the study, not from here.
+LARGE = ModelSpec(
+    name="large",
+    input_size=224,
+    description="Candidate, paper scale: 3.3 M parameters (1.0 M in the head), 208 M MACs at 224 px.",
+    stem=StemSpec(filters=16, kernel_size=3, strides=2),
+    stages=(
+        StageSpec(columns=_columns(2, _dwsep(24), _dcac(condense_factor=4)), downsample="max", merge="none"),
+        StageSpec(columns=_columns(2, _ir(40, 3.0), _ir(40, 3.0), _dcac()), downsample="max", merge="concat"),
+        StageSpec(columns=_columns(2, _ir(96), _ir(96), _dcac(), _ir(96)), downsample="blur", merge="concat"),
+        StageSpec(columns=_columns(1, _ir(256), _ir(256), _ir(256), _dwsep(1024)), downsample="blur",
+                  merge="concat"),
+    ),
+    head=HeadSpec(hidden=0, dropout=0.2),
+)
+
+MEDIUM = LARGE.replace(
+    name="medium",
+    description="Candidate: 2.1 M parameters (0.8 M in the head), 122 M MACs at 224 px.",
+    stages=(
+        StageSpec(columns=_columns(2, _dwsep(24), _dcac(condense_factor=4)), downsample="max", merge="none"),
+        StageSpec(columns=_columns(2, _ir(32, 3.0), _ir(32, 3.0), _dcac()), downsample="max", merge="concat"),
+        StageSpec(columns=_columns(2, _ir(80, 3.0), _ir(80, 3.0), _dcac(), _ir(80, 3.0)), downsample="blur",
+                  merge="concat"),
+        StageSpec(columns=_columns(1, _ir(192), _ir(192), _ir(192), _dwsep(768)), downsample="blur",
+                  merge="concat"),
+    ),
+)
+
+COMPACT = LARGE.replace(
+    name="compact",
+    description="Candidate: 1.2 M parameters (0.6 M in the head), 54 M MACs at 224 px.",
+    stages=(
+        StageSpec(columns=_columns(2, _dwsep(16), _dcac(condense_factor=4)), downsample="max", merge="none"),
+        StageSpec(columns=_columns(2, _ir(24, 3.0), _dcac()), downsample="max", merge="concat"),
+        StageSpec(columns=_columns(2, _ir(64, 3.0), _ir(64, 3.0), _dcac()), downsample="blur", merge="concat"),
+        StageSpec(columns=_columns(1, _ir(160), _ir(160), _dwsep(640)), downsample="blur", merge="concat"),
+    ),
+)
+
+VARIANTS = {spec.name: spec for spec in (BASE, SMALL, MICRO, LARGE, MEDIUM, COMPACT)}
 
 
 def list_variants() -> list:

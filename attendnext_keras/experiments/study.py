@@ -160,9 +160,13 @@ def _save(out_dir, results):
     _io.write_json(results_path(out_dir), results)
 
 
-def find_run(results, label, seed, digest):
-    return next((r for r in results["runs"] if r["model"] == label and r["seed"] == seed and r["hash"] == digest),
-                None)
+def find_run(results, label, seed, digest, name=None):
+    """The finished run of (architecture hash, seed), whatever its model was called: a renamed model is the same
+    run, and takes its new label (and registry name) here."""
+    run = next((r for r in results["runs"] if r["seed"] == seed and r["hash"] == digest), None)
+    if run is not None and run["model"] != label:
+        run["model"], run["name"] = label, name or run["name"]
+    return run
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -193,10 +197,10 @@ def _train_stage(config, data_config, recipe, results, verbose):
                         "epochs": config.epochs}
     results.setdefault("plans", {})[config.stage] = [[c.label, seed, digest] for c, seed, digest in plan]
     _save(config.out_dir, results)
-    done = sum(find_run(results, c.label, s, d) is not None for c, s, d in plan)
+    done = sum(find_run(results, c.label, s, d, c.name) is not None for c, s, d in plan)
     logger.info("study %s: %d of %d runs done; %d to train", config.stage, done, len(plan), len(plan) - done)
     for i, (candidate, seed, digest) in enumerate(plan, 1):
-        if find_run(results, candidate.label, seed, digest) is not None:
+        if find_run(results, candidate.label, seed, digest, candidate.name) is not None:
             continue
         logger.info("[%d/%d] %s, seed %d", i, len(plan), candidate.label, seed)
         entry = train_one(candidate, seed, digest, config, data_config, recipe, study_data, verbose)
