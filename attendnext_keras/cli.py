@@ -466,12 +466,16 @@ def add_micro_parser(sub):
     p.add_argument("--out-dir", default="tflite/models/attendnext_model", help="Folder for the .h/.cc files.")
     p.add_argument("--name", default=None, help="C identifier for the array and the namespace (default: "
                                                 f"{_default(configs.MicroConfig, 'name')}).")
+    p.add_argument("--layout", choices=("arduino", "cmake"), default=None,
+                   help="Also write a project around the C sources: arduino, an Arduino library (arduino/<name>/ "
+                        "with library.properties, src/ and an example sketch); cmake, a CMakeLists.txt with a "
+                        "library target <name> to add_subdirectory() next to TensorFlow Lite Micro.")
     return p
 
 
 def cmd_micro(args):
     from attendnext_keras import data
-    from attendnext_keras.deploy import litert, micro
+    from attendnext_keras.deploy import cortex_m, litert, micro
     from attendnext_keras.deploy.metadata import load_metadata
 
     cfg = _override(_load(args).micro, images=args.images, name=args.name, per_op=args.per_op or None)
@@ -479,12 +483,15 @@ def cmd_micro(args):
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         raise NotADirectoryError(f"--out-dir '{args.out_dir}' is a file, not a folder.")
     blob = litert.read_tflite(args.model)
+    metadata = load_metadata(args.model)
     source = data.load_source(args.data or "default", args.split, args.data_dir)
     images = data.calibration_images(source, litert.input_size(blob), count=min(cfg.images, source.num_examples))
-    result = micro.compare_with_litert(blob, images)
+    runner = micro.MicroRunner(blob)
+    usage = runner.arena_usage
+    result = micro.compare_with_litert(blob, images, runner=runner)
     os.makedirs(args.out_dir, exist_ok=True)
-    paths = micro.write_c_sources(blob, args.out_dir, cfg.name, metadata=load_metadata(args.model),
-                                  arena_bytes=result["arena_bytes"], arena_margin=cfg.arena_margin)
+    paths = micro.write_c_sources(blob, args.out_dir, cfg.name, metadata=metadata, arena_bytes=usage["total"],
+                                  arena_margin=cfg.arena_margin, arena_usage=usage, layout=args.layout)
     print(f"TFLite Micro arena: {result['arena_bytes']:,} bytes")
     print(f"TFLM vs LiteRT on {result['images']} images: ≤ {result['max_lsb_vs_litert_reference']} LSB (reference "
           f"kernels), ≤ {result['max_lsb_vs_xnnpack']} LSB (XNNPACK), top-1 agreement {result['top1_agreement']:.0%}")
@@ -492,6 +499,9 @@ def cmd_micro(args):
         print("Each op's own difference (TFLM vs LiteRT built-in kernels, on bit-identical inputs):")
         for op, (count, worst) in sorted(micro.own_rounding_by_op(blob, images).items()):
             print(f"  {op:<24} {count:>4} ops  ≤ {worst} LSB")
+    budgets = cortex_m.part_budgets(blob, micro.c_class_names(blob, metadata), usage["total"], cfg.arena_margin,
+                                    usage)
+    print(cortex_m.format_part_budgets(budgets), end="")
     print("wrote " + ", ".join(paths.values()))
 
 

@@ -147,7 +147,8 @@ def _micro(state: _Run, verbose):
     c_dir = cfg.out_dir or state.path("tflite")
     os.makedirs(c_dir, exist_ok=True)
     state.micro["c_sources"] = write_c_sources(blob, c_dir, cfg.name, metadata=state.exports[mode].metadata,
-                                               arena_bytes=state.micro["arena_bytes"], arena_margin=cfg.arena_margin)
+                                               arena_bytes=state.micro["arena_bytes"], arena_margin=cfg.arena_margin,
+                                               arena_usage=runner.arena_usage)
     state.rows.append({"format": "TFLite int8 on TFLM", **_accuracy(tflm),
                        "size_kib": state.exports[mode].report.size_bytes / 1024,
                        "arena_kib": state.micro["arena_bytes"] / 1024})

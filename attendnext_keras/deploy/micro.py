@@ -15,6 +15,7 @@ import tempfile
 import numpy as np
 
 from attendnext_keras import __version__, _io
+from attendnext_keras.deploy import cortex_m
 from attendnext_keras.deploy.litert import check_tflite, load_interpreter, quantize_input
 
 
@@ -63,20 +64,25 @@ class MicroRunner:
 
     @property
     def arena_usage(self) -> dict:
-        """The arena as TFLM's allocator splits it, in bytes: {"total", "planned", "persistent"}.
+        """The arena as TFLM's allocator splits it, in bytes: {"total", "planned", "persistent", "allocations"}.
 
         "planned" (the arena head) holds the memory-planned activation tensors and the kernels' scratch buffers:
         what `profiling.profile`'s peak activation estimate approximates. "persistent" (the tail) holds TFLM's
         per-tensor and per-op data: eval tensors, node structs, per-channel quantization parameters and the
         kernels' persistent buffers, which grow with the number of ops rather than with the image size.
+        "allocations" is TFLM's record of the persistent part, {what: {"bytes", "count"}} (empty when the
+        interpreter was made with preserve_all_tensors=True, which does not record).
         """
         with _capture_c_stdio() as log:
             self.interpreter.print_allocations()
         found = {key: re.search(rf"Arena allocation {key} (\d+) bytes", log[0]) for key in ("total", "head", "tail")}
         if not all(found.values()):
             raise RuntimeError(f"TFLite Micro did not report its arena size. Its log: {log[0][:500]}")
+        records = re.findall(r"'([^']+)' used (\d+) bytes with alignment overhead \(requested \d+ bytes for (\d+)",
+                             log[0])
         return {"total": int(found["total"].group(1)), "planned": int(found["head"].group(1)),
-                "persistent": int(found["tail"].group(1))}
+                "persistent": int(found["tail"].group(1)),
+                "allocations": {what: {"bytes": int(used), "count": int(count)} for what, used, count in records}}
 
     def run(self, x: np.ndarray) -> np.ndarray:
         detail = self.interpreter.get_input_details(0)
@@ -248,32 +254,60 @@ def read_c_array(source: str) -> bytes:
     return bytes(int(token, 16) for token in re.findall(r"0x([0-9a-fA-F]{2})", match.group(1)))
 
 
+def c_class_names(model_content: bytes, metadata: dict | None = None) -> list[str]:
+    """The class names the C sources carry: the export metadata's, else class_0 … class_{n-1} for n outputs."""
+    names = (metadata or {}).get("class_names")
+    if names:
+        return [str(name) for name in names]
+    out = load_interpreter(model_content, xnnpack=False).get_output_details()[0]
+    return [f"class_{i}" for i in range(int(out["shape"][-1]))]
+
+
 def write_c_sources(model_content: bytes, folder, name: str = "attendnext_model", metadata: dict | None = None,
-                    arena_bytes: int | None = None, arena_margin: float = 0.1) -> dict:
-    """Writes `<name>.h`, `<name>.cc` and `<name>_op_resolver.h` into `folder` (see tflite/README.md).
+                    arena_bytes: int | None = None, arena_margin: float = 0.1, arena_usage: dict | None = None,
+                    layout: str | None = None) -> dict:
+    """Writes `<name>.h`, `<name>.cc` and `<name>_op_resolver.h` into `folder` (see tflite/README.md), and with
+    `layout` ("arduino" or "cmake") a project around them (`cortex_m.write_layout`).
 
     The header carries the input size, the int8 input/output scale and zero point, the class names (from the
-    export metadata when given) and the tensor arena size: the TFLM plan's measured arena plus `arena_margin`
-    for per-op scratch and alignment (measured here when not given). Returns {kind: path}.
+    export metadata when given), the tensor arena size: the TFLM plan's measured arena plus `arena_margin` for
+    per-op scratch and alignment (measured here when not given; `arena_usage`, `MicroRunner.arena_usage`, adds
+    its split), and, as a comment, the Cortex-M part budgets (`cortex_m.part_budgets`). Returns {kind: path}.
     """
     model_content = check_tflite(model_content)
     name = check_c_identifier(name)
+    if layout is not None and layout not in cortex_m.LAYOUTS:
+        raise ValueError(f"`layout` must be one of {', '.join(cortex_m.LAYOUTS)}. Received: layout={layout!r}")
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"Cannot write C sources: folder '{folder}' does not exist.")
-    interpreter = load_interpreter(model_content, xnnpack=False)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     if arena_bytes is None:
-        arena_bytes = MicroRunner(model_content).arena_bytes
-    arena = int(np.ceil(arena_bytes * (1 + arena_margin) / 16) * 16)
-    class_names = (metadata or {}).get("class_names") or [f"class_{i}" for i in range(int(out["shape"][-1]))]
-    ops = model_ops(model_content)
-    guard = name.upper()
+        arena_usage = MicroRunner(model_content).arena_usage
+        arena_bytes = arena_usage["total"]
+    class_names = c_class_names(model_content, metadata)
+    budgets = cortex_m.part_budgets(model_content, class_names, arena_bytes, arena_margin, arena_usage)
     origin = f" from '{metadata.get('model_name')}' ({metadata.get('mode')})" if metadata else ""
     origin = "".join(c if " " <= c <= "~" else "?" for c in origin)  # a comment line holds printable ASCII only
     banner = f"// Generated by attendnext_keras {__version__}{origin}. Do not edit.\n"
+    texts = {"header": _header_text(model_content, name, banner, metadata, class_names, budgets),
+             "source": (f'{banner}#include "{name}.h"\n\n' + c_array_source(model_content, name)
+                        + f"\nnamespace {name} {{\nconst char* const kClassNames[kNumClasses] = {{"
+                        + ", ".join(_c_string(c) for c in class_names) + f"}};\n}}  // namespace {name}\n"),
+             "op_resolver": _resolver_text(model_content, name, banner)}
+    paths = {"header": os.path.join(folder, f"{name}.h"), "source": os.path.join(folder, f"{name}.cc"),
+             "op_resolver": os.path.join(folder, f"{name}_op_resolver.h")}
+    for kind, text in texts.items():
+        _io.write_atomic(paths[kind], text)
+    if layout is not None:
+        paths.update(cortex_m.write_layout(layout, paths, name))
+    return paths
 
-    header = f"""{banner}#ifndef {guard}_H_
+
+def _header_text(model_content, name, banner, metadata, class_names, budgets) -> str:
+    interpreter = load_interpreter(model_content, xnnpack=False)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    guard = name.upper()
+    return f"""{banner}#ifndef {guard}_H_
 #define {guard}_H_
 
 #include <cstddef>
@@ -293,17 +327,21 @@ constexpr float kOutputScale = {_c_float(out['quantization'][0])};
 constexpr int kOutputZeroPoint = {int(out['quantization'][1])};
 constexpr int kNumClasses = {len(class_names)};
 extern const char* const kClassNames[kNumClasses];
-// TFLM's measured plan ({arena_bytes} bytes) plus {arena_margin:.0%} for scratch buffers and alignment.
-constexpr size_t kTensorArenaSize = {arena};
+// TFLM's measured plan ({budgets['arena_bytes']} bytes) plus {budgets['arena_margin']:.0%} for scratch buffers and alignment.
+constexpr size_t kTensorArenaSize = {budgets['tensor_arena_size']};
 }}  // namespace {name}
 
+// Cortex-M budgets (attendnext_keras.deploy.cortex_m):
+{cortex_m.format_part_budgets(budgets, prefix="// ")}
 #endif  // {guard}_H_
 """
-    source = (f'{banner}#include "{name}.h"\n\n' + c_array_source(model_content, name)
-              + f"\nnamespace {name} {{\nconst char* const kClassNames[kNumClasses] = {{"
-              + ", ".join(_c_string(c) for c in class_names) + f"}};\n}}  // namespace {name}\n")
+
+
+def _resolver_text(model_content, name, banner) -> str:
+    ops = model_ops(model_content)
+    guard = name.upper()
     registrations = "\n".join(f"  TF_LITE_ENSURE_STATUS(resolver.{resolver_method(op)}());" for op in ops)
-    resolver = f"""{banner}#ifndef {guard}_OP_RESOLVER_H_
+    return f"""{banner}#ifndef {guard}_OP_RESOLVER_H_
 #define {guard}_OP_RESOLVER_H_
 
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
@@ -321,8 +359,3 @@ inline TfLiteStatus RegisterOps(OpResolver& resolver) {{
 
 #endif  // {guard}_OP_RESOLVER_H_
 """
-    paths = {"header": os.path.join(folder, f"{name}.h"), "source": os.path.join(folder, f"{name}.cc"),
-             "op_resolver": os.path.join(folder, f"{name}_op_resolver.h")}
-    for kind, text in (("header", header), ("source", source), ("op_resolver", resolver)):
-        _io.write_atomic(paths[kind], text)
-    return paths

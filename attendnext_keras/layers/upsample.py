@@ -109,7 +109,11 @@ def _define(flavour: str) -> dict:
 
         def get_config(self):
             config = super().get_config()
-            config.update(size=self.size, lowering=self.lowering)
+            config.update(size=self.size)
+            if self.lowering != "depth_to_space":
+                # At its default the option is left out, so configs saved before it existed (and the accuracy
+                # study's architecture hashes) stay the same; from_config restores the default.
+                config.update(lowering=self.lowering)
             return config
 
     NearestUpsample2D.__module__ = "attendnext_keras.layers"  # where users import it from
