@@ -15,9 +15,11 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["attendnext_keras", "attendnext_keras.*"]),
-    # The embedded default data set (flowers_mini), so the main job trains offline on a fresh machine.
+    # The embedded default data set (flowers_mini), so the main job trains offline on a fresh machine; the trained
+    # presets (each a folder: config.json, spec.json, model.weights.h5, metadata.json, README.md; < 1 MB each).
     package_data={"attendnext_keras": ["datasets/flowers_mini/*/*/*.jpg", "datasets/flowers_mini/README.md",
-                                       "configs/*.yaml"]},
+                                       "configs/*.yaml", "presets/*/*.json", "presets/*/*.weights.h5",
+                                       "presets/*/README.md"]},
     install_requires=[
         "tensorflow>=2.19,<2.22",
         "tf-keras>=2.19,<2.22",  # Keras 2: tensorflow-model-optimization needs it; must match tensorflow's minor

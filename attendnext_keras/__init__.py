@@ -25,6 +25,8 @@ _EXPORTS = {
     "attendnext_keras.config": ("RunConfig", "TrainConfig", "QATConfig", "load_config"),
     "attendnext_keras.profiling": ("profile",),
     "attendnext_keras.saving": ("load_model",),
+    "attendnext_keras.presets": ("save_preset", "from_preset", "list_presets", "preset_info", "decode_predictions",
+                                 "upload_preset", "fine_tune_from_preset"),
     "attendnext_keras.quantization": ("quantize_model", "fine_tune"),
     "attendnext_keras.training": ("train",),
     "attendnext_keras.deploy.conversion": ("to_tflite",),

@@ -72,7 +72,8 @@ def _apply_flags(config: RunConfig, args) -> RunConfig:
                      train_split=getattr(args, "train_split", None), val_split=getattr(args, "val_split", None),
                      crop_scale_min=getattr(args, "crop_scale_min", None), mixup=getattr(args, "mixup", None))
     model = _override(config.model, name=_model_name(args, config.model.name),
-                      input_size=getattr(args, "input_size", None), alpha=getattr(args, "alpha", None))
+                      input_size=getattr(args, "input_size", None), alpha=getattr(args, "alpha", None),
+                      weights=getattr(args, "weights", None))
     train_flags = dict(epochs=getattr(args, "epochs", None), batch_size=getattr(args, "batch_size", None),
                        learning_rate=getattr(args, "lr", None), optimizer=getattr(args, "optimizer", None),
                        seed=getattr(args, "seed", None), bn_momentum=getattr(args, "bn_momentum", None))
@@ -102,7 +103,7 @@ def _data_args(p, split=None, required_for=None):
                        help="Held-out split (default: val; TFDS sets often call it 'validation' or 'test').")
 
 
-def _model_args(p):
+def _model_args(p, weights=False):
     p.add_argument("--arch", default=None, metavar="NAME",
                    help="A model from `attendnext models` (AttendNeXt variants and peers) or a spec .json file.")
     p.add_argument("--variant", default=None, help="An AttendNeXt variant (micro, small, base); same as --arch "
@@ -110,6 +111,10 @@ def _model_args(p):
     p.add_argument("--input-size", type=int, default=None,
                    help="Square input size in pixels, a multiple of 32 (default: the model's own).")
     p.add_argument("--alpha", type=float, default=None, help="AttendNeXt width multiplier on top of the variant's.")
+    if weights:
+        p.add_argument("--weights", default=None, metavar="PRESET",
+                       help="Start from a preset (`attendnext preset list`, or a preset folder): its architecture "
+                            "and weights; a new classifier when the data's classes differ from the preset's.")
 
 
 def _train_args(p, section=configs.TrainConfig):
@@ -199,7 +204,7 @@ def add_run_parser(sub):
                                    "(a few minutes on the embedded data); --config FILE runs any chain.")
     _config_arg(p)
     _data_args(p)
-    _model_args(p)
+    _model_args(p, weights=True)
     _train_args(p)
     p.add_argument("--qat-epochs", type=int, default=None,
                    help=f"Quantization-aware fine-tuning epochs (default: {_default(configs.QATConfig, 'epochs')}).")
@@ -226,7 +231,7 @@ def add_train_parser(sub):
     p = sub.add_parser("train", help="Train a float model (checkpoints every epoch, --resume, tf.distribute).")
     _config_arg(p)
     _data_args(p)
-    _model_args(p)
+    _model_args(p, weights=True)
     _train_args(p)
     p.add_argument("--mixup", type=float, default=None, help="Mixup Beta parameter (default: 0, off; 0.2 is common).")
     p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
@@ -237,23 +242,21 @@ def add_train_parser(sub):
 
 
 def cmd_train(args):
-    from attendnext_keras import data
+    from attendnext_keras import data, pipeline
     from attendnext_keras.training import configure_mixed_precision, make_strategy, train
 
     strategy = make_strategy(args.strategy)  # first: multi-worker collectives must be set up before other ops
     config = _apply_flags(_load(args), args)
     flavour = "tf_keras" if type(strategy).__name__.startswith("MultiWorker") else "keras"
     configure_mixed_precision(config.train.mixed_precision, flavour)
-    info = registry.model_info(config.model.name)
-    size = config.model.input_size or info.input_size
+    size = pipeline.model_input_size(config.model)
     train_source, val_source = data.load_splits(config.data.source, config.data.train_split, config.data.val_split,
                                                 config.data.data_dir)
     train_ds = data.make_dataset(train_source, size, config.train.batch_size, training=True, seed=config.train.seed,
                                  mixup=config.data.mixup, crop_scale=(config.data.crop_scale_min, 1.0))
     val_ds = data.make_dataset(val_source, size, config.train.batch_size, training=False)
-    extra = {"alpha": config.model.alpha} if config.model.alpha is not None else {}
-    result = train(lambda: registry.create_model(config.model.name, input_size=size, classes=train_source.num_classes,
-                                                 keras=None if flavour == "keras" else flavour, **extra),
+    keras = None if flavour == "keras" else flavour
+    result = train(lambda: pipeline.build_model(config.model, size, train_source.class_names, keras=keras),
                    train_ds, val_ds, config.train, out_dir=args.out, resume=args.resume, strategy=strategy,
                    overwrite=args.overwrite)
     _io.write_json(os.path.join(args.out, "class_names.json"), train_source.class_names)
@@ -673,6 +676,64 @@ def cmd_study(args):
 # Entry point
 
 
+def add_preset_parser(sub):
+    p = sub.add_parser("preset", help="Trained models to load, share and fine-tune: list, show, save, upload.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="The presets shipped with the package.")
+    show = actions.add_parser("show", help="A preset's model card (classes, accuracy, recipe, size).")
+    show.add_argument("preset", help="A shipped preset's name or a preset folder.")
+    save = actions.add_parser("save", help="Save a trained float model (.keras from `attendnext train`) as a preset.")
+    save.add_argument("--model", required=True, help="The trained .keras file.")
+    save.add_argument("--out", required=True, help="The preset folder to write.")
+    save.add_argument("--class-names", default=None, metavar="FILE",
+                      help="JSON list of class names (default: class_names.json beside the model or one folder up, "
+                           "as `attendnext train` writes it).")
+    save.add_argument("--description", default="", help="One line for the model card.")
+    save.add_argument("--metrics", default=None, metavar="FILE",
+                      help="JSON object of measurements with a 'how' (e.g. {\"test_top1\": 0.8, \"how\": \"...\"}).")
+    save.add_argument("--overwrite", action="store_true", help="Replace the preset in a non-empty folder.")
+    upload = actions.add_parser("upload", help="Upload a preset folder to hf://[USER/]NAME or kaggle://... .")
+    upload.add_argument("preset", help="The preset folder.")
+    upload.add_argument("handle", help="hf://USER/NAME or kaggle://USER/MODEL/keras/VARIATION.")
+    return p
+
+
+def _class_names_near(model_path, names_file):
+    """The class names for `preset save`: --class-names, or the class_names.json `attendnext train` wrote."""
+    candidates = [names_file] if names_file else [
+        os.path.join(os.path.dirname(os.path.abspath(model_path)), "class_names.json"),
+        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(model_path))), "class_names.json")]
+    for path in candidates:
+        if os.path.isfile(path):
+            return _io.read_json(path, what="class names")
+    raise FileNotFoundError(f"No class names for '{model_path}': "
+                            + (f"'{names_file}' does not exist." if names_file else
+                               "no class_names.json beside it or one folder up; pass --class-names FILE."))
+
+
+def cmd_preset(args):
+    from attendnext_keras import presets
+
+    if args.action == "list":
+        for name in presets.list_presets():
+            info = presets.preset_info(name)
+            print(f"{name:24s} {info.metadata.get('description', '')}")
+    elif args.action == "show":
+        info = presets.preset_info(args.preset)
+        with open(os.path.join(info.path, "README.md"), encoding="utf-8") as f:
+            print(f.read())
+    elif args.action == "save":
+        from attendnext_keras.saving import load_model
+
+        names = _class_names_near(args.model, args.class_names)
+        metrics = _io.read_json(args.metrics, what="metrics") if args.metrics else None
+        folder = presets.save_preset(load_model(args.model), args.out, class_names=names, metrics=metrics,
+                                     description=args.description, overwrite=args.overwrite)
+        print(f"preset saved: {folder} (load it with attendnext_keras.from_preset({folder!r}))")
+    else:
+        print(f"uploaded: {presets.upload_preset(args.preset, args.handle)}")
+
+
 COMMANDS = {
     "run": (add_run_parser, cmd_run), "train": (add_train_parser, cmd_train), "qat": (add_qat_parser, cmd_qat),
     "export": (add_export_parser, cmd_export), "evaluate": (add_evaluate_parser, cmd_evaluate),
@@ -680,6 +741,7 @@ COMMANDS = {
     "models": (add_models_parser, cmd_models), "profile": (add_profile_parser, cmd_profile),
     "benchmark": (add_benchmark_parser, cmd_benchmark), "explore": (add_explore_parser, cmd_explore),
     "study": (add_study_parser, cmd_study), "explain": (add_explain_parser, cmd_explain),
+    "preset": (add_preset_parser, cmd_preset),
 }
 
 

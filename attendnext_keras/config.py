@@ -189,8 +189,13 @@ class ModelConfig(_Config):
     name: str = "attendnext_micro"
     input_size: Optional[int] = None  # square input in pixels; None: the model's own
     alpha: Optional[float] = None  # AttendNeXt width multiplier on top of the variant's width
+    # A preset (name from `list_presets()` or a preset folder) to start from: its architecture and weights replace
+    # `name` and `alpha`; its classifier is kept for the same classes, replaced by a new one otherwise.
+    weights: Optional[str] = None
 
     def validate(self):
+        require(self.weights is None or (isinstance(self.weights, str) and self.weights.strip() != ""), "weights",
+                f"must be a preset name or folder, got {self.weights!r}")
         require(self.input_size is None or self.input_size >= 1, "input_size",
                 f"must be a positive number of pixels, got {self.input_size}")
         require(self.alpha is None or self.alpha > 0, "alpha", f"must be positive, got {self.alpha}")

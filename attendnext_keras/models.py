@@ -4,6 +4,7 @@
     model = attendnext_keras.AttendNeXt(variant="micro", classes=10, input_shape=(96, 96, 3))
     backbone = attendnext_keras.AttendNeXt(include_top=False, pooling="avg")
     qat_ready = attendnext_keras.AttendNeXt(variant="micro", keras="tf_keras")  # same graph in tf-keras for tfmot
+    trained = attendnext_keras.AttendNeXt(weights="micro_flowers_mini64")     # a shipped preset: its spec, size, classes
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import os
 import re
 
-from attendnext_keras import _keras
+from attendnext_keras import _keras, preset_store
 from attendnext_keras.blocks import apply_conv_bn_relu, apply_stage
 from attendnext_keras.specs import (ATTENTIONS, ModelSpec, check_constraints, check_structure, get_spec, scaled,
                                     VARIANTS)
 
-# Pretrained weights, once published: {variant: (url, sha256 of the file with top, sha256 without top)}.
-# Empty until AttendNeXt has been trained on ImageNet; `weights` takes a local file meanwhile.
+# ImageNet weights, once published: {variant: (url, sha256 of the file with top, sha256 without top)}.
+# Empty until AttendNeXt has been trained on ImageNet. Meanwhile `weights` takes a preset (a trained model shipped in
+# attendnext_keras/presets/, `preset_store.list_presets()`, or a preset folder) or a local weights file.
 WEIGHTS: dict = {}
 
 POOLINGS = (None, "avg", "max")
@@ -48,13 +50,16 @@ def obtain_input_shape(input_shape, spec: ModelSpec):
 def _validate_args(weights, pooling, include_top, classes, classifier_activation, spec):
     if weights is not None:
         if not isinstance(weights, (str, os.PathLike)):
-            raise ValueError(f"`weights` must be None or the path to a weights file. Received: weights={weights!r}")
+            raise ValueError(f"`weights` must be None, a preset name or the path to a weights file. "
+                             f"Received: weights={weights!r}")
         if not os.path.exists(weights):
+            presets = ", ".join(preset_store.list_presets()) or "none shipped"
             if weights == "imagenet" or weights in WEIGHTS:
-                raise ValueError(f"No pretrained weights are published for AttendNeXt '{spec.name}' yet; `weights` "
-                                 f"must be None or the path to a weights file. Received: weights={weights!r}")
-            raise ValueError(f"`weights` must be None or the path to an existing weights file; no file at that "
-                             f"path. Received: weights={weights!r}")
+                raise ValueError(f"No pretrained weights are published for AttendNeXt '{spec.name}' on ImageNet yet; "
+                                 f"`weights` must be None, a preset ({presets}) or the path to a weights file. "
+                                 f"Received: weights={weights!r}")
+            raise ValueError(f"`weights` must be None, a preset ({presets}) or the path to an existing weights "
+                             f"file; no file at that path. Received: weights={weights!r}")
     if pooling not in POOLINGS:
         raise ValueError(f"`pooling` must be one of None, 'avg', 'max'. Received: pooling={pooling!r}")
     if include_top and (not isinstance(classes, int) or classes < 1):
@@ -81,22 +86,58 @@ def _resolve_spec(variant, spec, alpha, attention, antialias):
     return spec.replace(**changes) if changes else spec
 
 
-def AttendNeXt(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000,
-               classifier_activation="softmax", variant="base", spec=None, alpha=None, attention=None,
+def _resolve_with_preset(preset, variant, spec, alpha, attention, antialias, classes, include_top):
+    """(spec, classes) of the model to build. With a preset, its spec unless `variant`/`spec` name one (which must
+    then build the same layers), its input size, and its class count unless `classes` says otherwise (an error with
+    the classifier on: the head's weights would not fit)."""
+    if preset is None:
+        return _resolve_spec(variant or "base", spec, alpha, attention, antialias), 1000 if classes is None else classes
+    requested = preset.spec if spec is None and variant is None else spec
+    resolved = _resolve_spec(variant, requested, alpha, attention, antialias)
+    if not preset_store.same_architecture(resolved, preset.spec):
+        raise ValueError(f"Preset '{preset.name}' holds weights for AttendNeXt '{preset.spec.name}', but the requested "
+                         f"architecture differs (variant, spec, alpha, attention or antialias); leave them unset to "
+                         f"build the preset's. Received: variant={variant!r}, spec={getattr(spec, 'name', spec)!r}, "
+                         f"alpha={alpha!r}, attention={attention!r}, antialias={antialias!r}")
+    if classes is None:
+        classes = preset.num_classes
+    if include_top and classes != preset.num_classes:
+        raise ValueError(f"Preset '{preset.name}' classifies {preset.num_classes} classes "
+                         f"({', '.join(preset.class_names[:5])}{', ...' if preset.num_classes > 5 else ''}), so "
+                         f"`classes` must be {preset.num_classes} or None; for a new head use attendnext_keras."
+                         f"from_preset('{preset.name}', classes={classes}). Received: classes={classes!r}")
+    return resolved.replace(input_size=preset.spec.input_size), classes
+
+
+def _load_preset_weights(model, preset, include_top):
+    """Loads a preset's weights into `model` (either flavour, with or without the classifier) by layer name: the
+    preset's own model is built in Keras 3, loaded, and copied over (`_keras.copy_weights`)."""
+    source = AttendNeXt(spec=preset.spec, classes=preset.num_classes, classifier_activation=None,
+                        enforce_constraints=False,
+                        include_preprocessing=preset.builder_config.get("include_preprocessing", True))
+    source.load_weights(preset.weights_path)
+    _keras.copy_weights(source, model, skip=() if include_top else preset_store.HEAD_LAYERS)
+
+
+def AttendNeXt(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=None,
+               classifier_activation="softmax", variant=None, spec=None, alpha=None, attention=None,
                antialias=None, include_preprocessing=True, enforce_constraints=True, keras=None, name=None):
     """Instantiates an AttendNeXt network (Wong et al. 2022) as a functional Keras model.
 
     Args:
         include_top: whether to include the classifier head (global pooling → dense → classes).
-        weights: None (random initialisation) or the path to a weights file saved from the same architecture
-            (`.weights.h5` for Keras 3, `.h5` for tf-keras). No ImageNet weights are published yet.
+        weights: None (random initialisation), a preset (the name of one shipped with the package, see
+            `list_presets()`, or a preset folder from `save_preset`: its spec, input size, class count and weights;
+            with include_top=False only the backbone's), or the path to a weights file saved from the same
+            architecture (`.weights.h5` for Keras 3, `.h5` for tf-keras). No ImageNet weights are published yet.
         input_tensor: optional Keras tensor to use as the image input.
         input_shape: optional (height, width, channels); height and width must be multiples of the variant's
             `size_divisor` (32 for the registered variants). Defaults to the variant's input size, 3 channels.
         pooling: with include_top=False, None (4-D feature map), "avg" or "max" (2-D features).
-        classes: number of classes of the classifier.
+        classes: number of classes of the classifier; None: the preset's with a preset as `weights`, else 1000.
         classifier_activation: activation of the last layer ("softmax", None for logits, ...).
-        variant: a name from `list_variants()` ("base", "small", "micro").
+        variant: a name from `list_variants()` ("base", "small", "micro"); None: the preset's spec with a preset as
+            `weights`, else "base".
         spec: a `ModelSpec` to build instead of a registered variant.
         alpha: width multiplier on top of the spec's `width` (like MobileNet's alpha).
         attention: ablation switch: "dcac" (default), "ac" (original attention condenser) or "none".
@@ -112,9 +153,11 @@ def AttendNeXt(include_top=True, weights=None, input_tensor=None, input_shape=No
         move between flavours by name.
     """
     flavour = _keras.resolve_flavour(keras)
-    spec = _resolve_spec(variant, spec, alpha, attention, antialias)
-    check_constraints(spec) if enforce_constraints else check_structure(spec)
-    _validate_args(weights, pooling, include_top, classes, classifier_activation, spec)
+    preset = preset_store.load_preset(weights) if preset_store.is_preset_reference(weights) else None
+    spec, classes = _resolve_with_preset(preset, variant, spec, alpha, attention, antialias, classes, include_top)
+    # A preset's spec was built and trained already (an ablation preset may break the paper's rules on purpose).
+    check_constraints(spec) if enforce_constraints and preset is None else check_structure(spec)
+    _validate_args(None if preset else weights, pooling, include_top, classes, classifier_activation, spec)
     K = _keras.get_keras(flavour)
     if input_tensor is not None:
         try:
@@ -153,13 +196,15 @@ def AttendNeXt(include_top=True, weights=None, input_tensor=None, input_shape=No
 
     inputs = K.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
     model = K.Model(inputs, x, name=name or f"attendnext_{spec.name}")
-    if weights is not None:
+    if preset is not None:
+        _load_preset_weights(model, preset, include_top)
+    elif weights is not None:
         model.load_weights(os.fspath(weights))
     return model
 
 
 def _variant_builder(variant_name):
-    def builder(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000,
+    def builder(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=None,
                 classifier_activation="softmax", **kwargs):
         return AttendNeXt(include_top=include_top, weights=weights, input_tensor=input_tensor,
                           input_shape=input_shape, pooling=pooling, classes=classes,

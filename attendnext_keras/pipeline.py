@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from attendnext_keras import _io, data, provenance, registry
-from attendnext_keras.config import RunConfig, save_config
+from attendnext_keras import _io, data, preset_store, presets, provenance, registry
+from attendnext_keras.config import ModelConfig, RunConfig, save_config
 from attendnext_keras.deploy import conversion, litert
 from attendnext_keras.deploy.export import export
 from attendnext_keras.deploy.micro import MicroRunner, compare_with_litert, write_c_sources
@@ -73,12 +73,35 @@ def run(config: RunConfig | None = None, verbose: int = 1) -> dict:
         return _summarise(state, time.time() - started)
 
 
-def _prepare(config: RunConfig) -> _Run:
-    info = registry.model_info(config.model.name)
-    if config.model.alpha is not None and info.family != "attendnext":
-        raise ValueError(f"model.alpha applies to AttendNeXt models; '{config.model.name}' carries its width in its "
+def model_input_size(model: ModelConfig) -> int:
+    """The square input size a run trains at: `model.input_size`, else the preset's (`model.weights`), else the
+    model's own. Checks the model config first (an unknown model or preset, alpha on a peer: one-line errors)."""
+    if model.weights is not None:
+        info = preset_store.load_preset(model.weights)
+        if model.alpha is not None:
+            raise ValueError(f"model.alpha cannot change the width of preset '{info.name}': its weights fit its own "
+                             f"architecture.")
+        return model.input_size or info.input_size
+    info = registry.model_info(model.name)
+    if model.alpha is not None and info.family != "attendnext":
+        raise ValueError(f"model.alpha applies to AttendNeXt models; '{model.name}' carries its width in its "
                          f"name (e.g. mobilenet_v3_large_075).")
-    size = config.model.input_size or info.input_size
+    return model.input_size or info.input_size
+
+
+def build_model(model: ModelConfig, size: int, class_names, keras=None):
+    """The model a run trains: from the preset `model.weights` (its classifier kept for the same class names, a new
+    one otherwise), or `model.name` from the registry, freshly initialised."""
+    if model.weights is not None:
+        return presets.from_preset(model.weights, flavour=keras or "keras", class_names=class_names, input_size=size)
+    extra = {"alpha": model.alpha} if model.alpha is not None else {}
+    if keras is not None:
+        extra["keras"] = keras
+    return registry.create_model(model.name, input_size=size, classes=len(class_names), **extra)
+
+
+def _prepare(config: RunConfig) -> _Run:
+    size = model_input_size(config.model)
     d = config.data
     train_source, val_source = data.load_splits(d.source, d.train_split, d.val_split, d.data_dir)
     os.makedirs(config.out_dir, exist_ok=True)
@@ -92,14 +115,8 @@ def _prepare(config: RunConfig) -> _Run:
     return _Run(config, size, train_source, val_source, train_ds, val_ds)
 
 
-def _build(state: _Run):
-    m = state.config.model
-    extra = {"alpha": m.alpha} if m.alpha is not None else {}
-    return registry.create_model(m.name, input_size=state.size, classes=state.train_source.num_classes, **extra)
-
-
 def _train(state: _Run, verbose):
-    result = train(lambda: _build(state), state.train_ds, state.val_ds, state.config.train,
+    result = train(lambda: build_model(state.config.model, state.size, state.class_names), state.train_ds, state.val_ds, state.config.train,
                    out_dir=state.path("float"), resume=state.config.resume, overwrite=state.config.overwrite,
                    verbose=verbose)
     state.models["float"], state.histories["float"] = result.model, result.history

@@ -10,17 +10,21 @@ import contextlib
 import os
 import zipfile
 
-from attendnext_keras import _keras, layers
+from attendnext_keras import _keras, layers, preset_store
 from attendnext_keras.quantization import quantize_scope
 
 
 def load_model(path):
     """Loads `.keras` (Keras 3) or `.h5` (tf-keras, including quantization-aware models, loaded inside
-    quantize_scope()). A missing file, a folder, a file of another kind or a broken one is a one-line error."""
+    quantize_scope()). A missing file, a folder (a preset folder: the error names `from_preset`), a file of another
+    kind or a broken one is a one-line error."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Model file '{path}' does not exist.")
     if os.path.isdir(path):
+        if preset_store.is_preset_reference(path):
+            raise IsADirectoryError(f"'{path}' is a preset folder; load it with "
+                                    f"attendnext_keras.from_preset('{path}').")
         raise IsADirectoryError(f"Model file '{path}' is a folder; give a .keras or .h5 file.")
     if path.endswith(".keras"):
         if not zipfile.is_zipfile(path):
