@@ -26,6 +26,7 @@ setup(
         "keras>=3.10,<4",
         "tensorflow-model-optimization>=0.8.0,<0.9",
         "tensorflow-datasets>=4.9,<5",
+        "importlib_resources>=6",  # TFDS 4.9 imports it to prepare code-defined data sets (imagenet2012) but omits it
         "tflite-micro>=0.dev20250101",  # published as nightly builds only
         "tensorboard>=2.19,<2.22",  # the TensorBoard callback's summaries need it
         "matplotlib>=3.7",

@@ -69,6 +69,7 @@ def _model_name(args, default):
 def _apply_flags(config: RunConfig, args) -> RunConfig:
     """The run config with every data, model and training flag of `args` applied."""
     data = _override(config.data, source=getattr(args, "data", None), data_dir=getattr(args, "data_dir", None),
+                     manual_dir=getattr(args, "manual_dir", None),
                      train_split=getattr(args, "train_split", None), val_split=getattr(args, "val_split", None),
                      crop_scale_min=getattr(args, "crop_scale_min", None), mixup=getattr(args, "mixup", None))
     model = _override(config.model, name=_model_name(args, config.model.name),
@@ -95,6 +96,8 @@ def _data_args(p, split=None, required_for=None):
                    help=f"'default' (photographs embedded in the package), an image folder with <split>/<class>/ "
                         f"sub-folders, or tfds:NAME (default: {required_for or default}).")
     p.add_argument("--data-dir", default=None, help="TensorFlow Datasets data_dir (where prepared datasets live).")
+    p.add_argument("--manual-dir", default=None,
+                   help="TensorFlow Datasets manual_dir: the archives of a data set TFDS cannot download (ImageNet).")
     if split:
         p.add_argument("--split", default=split, help=f"Split to read (default: {split}).")
     else:
@@ -251,7 +254,7 @@ def cmd_train(args):
     configure_mixed_precision(config.train.mixed_precision, flavour)
     size = pipeline.model_input_size(config.model)
     train_source, val_source = data.load_splits(config.data.source, config.data.train_split, config.data.val_split,
-                                                config.data.data_dir)
+                                                config.data.data_dir, config.data.manual_dir)
     train_ds = data.make_dataset(train_source, size, config.train.batch_size, training=True, seed=config.train.seed,
                                  mixup=config.data.mixup, crop_scale=(config.data.crop_scale_min, 1.0))
     val_ds = data.make_dataset(val_source, size, config.train.batch_size, training=False)
@@ -286,7 +289,7 @@ def cmd_qat(args):
     model = load_model(args.model)
     size = _model_size(model)
     train_source, val_source = data.load_splits(config.data.source, config.data.train_split, config.data.val_split,
-                                                config.data.data_dir)
+                                                config.data.data_dir, config.data.manual_dir)
     _check_classes(model, args.model, train_source)
     train_ds = data.make_dataset(train_source, size, qat.batch_size, training=True, seed=qat.seed,
                                  crop_scale=(config.data.crop_scale_min, 1.0))
@@ -356,8 +359,8 @@ def cmd_export(args):
         if not args.data:
             raise ValueError("--mode int8-ptq calibrates on real images: give --data (an image folder, 'default' "
                              "or tfds:NAME).")
-        representative = data.calibration_images(data.load_source(args.data, args.split, args.data_dir),
-                                                 _model_size(model), count=cfg.calibration_images)
+        source = data.load_source(args.data, args.split, args.data_dir, args.manual_dir)
+        representative = data.calibration_images(source, _model_size(model), count=cfg.calibration_images)
     names = _class_names_for(args.model, int(model.outputs[0].shape[-1]))
     result = export(model, args.out, args.mode, representative_data=representative, class_names=names,
                     int8_io=cfg.int8_io, strict=cfg.strict, target=target, embed_metadata=cfg.embed_metadata)
@@ -401,7 +404,7 @@ def add_evaluate_parser(sub):
 def cmd_evaluate(args):
     from attendnext_keras import data
 
-    source = data.load_source(args.data or "default", args.split, args.data_dir)
+    source = data.load_source(args.data or "default", args.split, args.data_dir, args.manual_dir)
     if args.model.endswith(".tflite"):
         from attendnext_keras.deploy import litert
         from attendnext_keras.deploy.metadata import load_metadata
@@ -487,7 +490,7 @@ def cmd_micro(args):
         raise NotADirectoryError(f"--out-dir '{args.out_dir}' is a file, not a folder.")
     blob = litert.read_tflite(args.model)
     metadata = load_metadata(args.model)
-    source = data.load_source(args.data or "default", args.split, args.data_dir)
+    source = data.load_source(args.data or "default", args.split, args.data_dir, args.manual_dir)
     images = data.calibration_images(source, litert.input_size(blob), count=min(cfg.images, source.num_examples))
     runner = micro.MicroRunner(blob)
     usage = runner.arena_usage

@@ -174,6 +174,7 @@ class DataConfig(_Config):
     train_split: str = "train"
     val_split: str = "val"
     data_dir: Optional[str] = None  # TensorFlow Datasets' data_dir
+    manual_dir: Optional[str] = None  # TFDS's manual_dir: archives of data sets that cannot be downloaded (ImageNet)
     crop_scale_min: float = 0.25  # random-resized-crop area floor; ImageNet's 0.08 crops small photos to mush
     mixup: float = 0.0  # Beta parameter of mixup (0 disables; 0.2 is common)
 
@@ -214,6 +215,9 @@ class TrainConfig(_Config):
     optimizer: Literal["adamw", "sgd"] = "adamw"
     learning_rate: float = 3e-3  # peak, reached after warm-up; cosine decay to min_learning_rate
     min_learning_rate: float = 0.0
+    # Linear scaling (Goyal et al. 2017): with a reference batch, learning_rate (and min_learning_rate) are per that
+    # batch and scale by batch_size / reference_batch_size, so one recipe serves 8 GPUs and a TPU pod alike.
+    reference_batch_size: Optional[int] = None
     warmup_epochs: Optional[float] = None  # None: 1 epoch, or none for a 1-epoch run; set values must be < epochs
     weight_decay: float = 0.05
     momentum: float = 0.9  # SGD only
@@ -234,6 +238,8 @@ class TrainConfig(_Config):
                 f"must be in [0, learning_rate={self.learning_rate}], got {self.min_learning_rate}")
         require(self.warmup_epochs is None or 0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
                 "warmup_epochs", f"must be >= 0 and below epochs={self.epochs}, got {self.warmup_epochs}")
+        require(self.reference_batch_size is None or self.reference_batch_size >= 1, "reference_batch_size",
+                f"must be at least 1 or null, got {self.reference_batch_size}")
         require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         require(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
         require(0 <= self.label_smoothing < 1, "label_smoothing", f"must be in [0, 1), got {self.label_smoothing}")
@@ -241,6 +247,11 @@ class TrainConfig(_Config):
                 f"must be in (0, 1) or null, got {self.ema_momentum}")
         require(self.bn_momentum is None or 0 <= self.bn_momentum < 1, "bn_momentum",
                 f"must be in [0, 1) or null, got {self.bn_momentum}")
+
+    @property
+    def lr_scale(self) -> float:
+        """The factor on learning_rate and min_learning_rate: batch_size / reference_batch_size, or 1."""
+        return self.batch_size / self.reference_batch_size if self.reference_batch_size else 1.0
 
     @property
     def warmup(self) -> float:

@@ -96,10 +96,10 @@ def default_data_dir() -> pathlib.Path:
     return pathlib.Path(__file__).resolve().parent / "datasets" / "flowers_mini"
 
 
-def load_source(spec, split="train", data_dir=None) -> ImageSource:
+def load_source(spec, split="train", data_dir=None, manual_dir=None) -> ImageSource:
     """The source a spec names: "default" → the embedded flowers_mini; an existing folder → `image_folder`;
-    "tfds:NAME" or another TFDS name ("tf_flowers", "cifar10/…", "mnist:3.*") → `tfds_source` (`data_dir` is TFDS's).
-    """
+    "tfds:NAME" or another TFDS name ("tf_flowers", "cifar10/…", "mnist:3.*") → `tfds_source` (`data_dir` and
+    `manual_dir` are TFDS's). """
     if isinstance(spec, os.PathLike):
         return image_folder(spec, split)
     if not isinstance(spec, str):
@@ -107,7 +107,7 @@ def load_source(spec, split="train", data_dir=None) -> ImageSource:
     if spec == "default":
         return image_folder(default_data_dir(), split)
     if spec.startswith("tfds:"):
-        return tfds_source(spec[len("tfds:"):], split, data_dir)
+        return tfds_source(spec[len("tfds:"):], split, data_dir, manual_dir)
     if os.path.isfile(spec):
         raise NotADirectoryError(f"'{spec}' is a file; the data must be an image folder (<split>/<class>/ images), "
                                  f"'default' or tfds:NAME.")
@@ -115,7 +115,7 @@ def load_source(spec, split="train", data_dir=None) -> ImageSource:
         return image_folder(spec, split)
     if _TFDS_NAME.fullmatch(spec):
         try:
-            return tfds_source(spec, split, data_dir)
+            return tfds_source(spec, split, data_dir, manual_dir)
         except UnknownDatasetError as error:
             raise UnknownDatasetError(f"{error} There is no folder at {os.path.abspath(spec)} either.") from None
     raise FileNotFoundError(f"No image folder at {os.path.abspath(spec)}, and it is not a TensorFlow Datasets name. "
@@ -205,8 +205,10 @@ def _check_image(path):
         return "skip", f"{type(error).__name__}: {error}"
 
 
-def tfds_source(name, split="train", data_dir=None) -> ImageSource:
-    """A TensorFlow Datasets image classification split (downloaded and prepared into `data_dir` if needed)."""
+def tfds_source(name, split="train", data_dir=None, manual_dir=None) -> ImageSource:
+    """A TensorFlow Datasets image classification split (downloaded and prepared into `data_dir` if needed).
+    Data sets that cannot be downloaded (imagenet2012: ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from
+    image-net.org) are prepared from the archives in `manual_dir`."""
     import tensorflow_datasets as tfds  # deferred: importing TFDS takes seconds and only TFDS sources need it
 
     base = re.split(r"[/:]", name, maxsplit=1)[0]
@@ -227,7 +229,7 @@ def tfds_source(name, split="train", data_dir=None) -> ImageSource:
         raise ValueError(f"TFDS dataset {name!r} has {len(class_names)} class; at least 2 are needed. "
                          f"Received: class_names={class_names}")
     if not builder.is_prepared():
-        builder.download_and_prepare()
+        _prepare_tfds(tfds, builder, name, manual_dir)
     try:
         count = int(builder.as_dataset(split=split).cardinality())
     except (ValueError, KeyError) as error:
@@ -236,6 +238,22 @@ def tfds_source(name, split="train", data_dir=None) -> ImageSource:
     if count < 0:
         count = builder.info.splits[split].num_examples
     return ImageSource(name=name, split=split, class_names=class_names, num_examples=count, tfds_builder=builder)
+
+
+def _prepare_tfds(tfds, builder, name, manual_dir):
+    """Downloads and prepares a TFDS data set once; one that needs manual downloads names what to put where."""
+    if manual_dir and not os.path.isdir(manual_dir):
+        raise FileNotFoundError(f"data.manual_dir '{manual_dir}' is not a folder.")
+    config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)) if manual_dir else None
+    try:
+        builder.download_and_prepare(download_config=config)
+    except AssertionError as error:  # how TFDS reports a missing or empty manual_dir
+        instructions = " ".join((getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None) or "").split())
+        if not instructions:
+            raise
+        where = f"'{manual_dir}' lacks them" if manual_dir else "pass their folder as data.manual_dir (--manual-dir)"
+        raise ValueError(f"TFDS dataset {name!r} is prepared from archives you download yourself: {where}. TFDS "
+                         f"says: {instructions}") from error
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -459,13 +477,13 @@ def check_classes(num_outputs: int, class_names, source: ImageSource, model_labe
                          f"{source.split} has {source.class_names[:8]} (names or order differ).")
 
 
-def load_splits(source="default", train_split="train", val_split="val", data_dir=None):
+def load_splits(source="default", train_split="train", val_split="val", data_dir=None, manual_dir=None):
     """(train, held-out) ImageSources of one data set, which must have the same classes in the same order."""
     if train_split == val_split:
         logger.warning("The held-out split is the training split ('%s'): accuracy on it measures memory, not "
                        "generalisation.", val_split)
-    train = load_source(source, train_split, data_dir)
-    val = load_source(source, val_split, data_dir)
+    train = load_source(source, train_split, data_dir, manual_dir)
+    val = load_source(source, val_split, data_dir, manual_dir)
     if train.class_names != val.class_names:
         raise ValueError(f"The {train_split} and {val_split} splits have different classes: {train.class_names} vs "
                          f"{val.class_names}")

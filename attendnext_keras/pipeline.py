@@ -103,7 +103,7 @@ def build_model(model: ModelConfig, size: int, class_names, keras=None):
 def _prepare(config: RunConfig) -> _Run:
     size = model_input_size(config.model)
     d = config.data
-    train_source, val_source = data.load_splits(d.source, d.train_split, d.val_split, d.data_dir)
+    train_source, val_source = data.load_splits(d.source, d.train_split, d.val_split, d.data_dir, d.manual_dir)
     os.makedirs(config.out_dir, exist_ok=True)
     logger.info("data: %s (%s/%s) at %d×%d: %d training / %d held-out images, %d classes", d.source, d.train_split,
                 d.val_split, size, size, train_source.num_examples, val_source.num_examples,

@@ -100,10 +100,11 @@ def _schedule(K, config, steps_per_epoch):
     total = max(1, config.epochs * steps_per_epoch)
     warmup = min(total - 1, int(round(config.warmup * steps_per_epoch)))
     alpha = config.min_learning_rate / config.learning_rate
+    peak = config.learning_rate * config.lr_scale
     if warmup > 0:
-        return K.optimizers.schedules.CosineDecay(0.0, total - warmup, alpha=alpha, warmup_target=config.learning_rate,
+        return K.optimizers.schedules.CosineDecay(0.0, total - warmup, alpha=alpha, warmup_target=peak,
                                                   warmup_steps=warmup)
-    return K.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=alpha)
+    return K.optimizers.schedules.CosineDecay(peak, total, alpha=alpha)
 
 
 def make_optimizer(K, config, steps_per_epoch):
