@@ -26,7 +26,7 @@ def main(argv=None):
     from attendnext_keras import _io
     from attendnext_keras.cli import main as attendnext
 
-    command = ["run", "--out", args.out] + (["--config", args.config] if args.config else [])
+    command = ["run", "--out", args.out, "--overwrite"] + (["--config", args.config] if args.config else [])
     code = attendnext(command)
     if code:
         return code
