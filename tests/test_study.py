@@ -151,3 +151,18 @@ def test_ablation_arms_change_one_choice_each():
     assert all(len(s.columns) == 1 for s in single.stages)
     match = ablations.size_match(default, single, 64, classes=5)
     assert match["params_within_tolerance"], match
+
+
+def test_latency_stage_times_the_front_before_it_is_trained(tmp_path, monkeypatch):
+    """One timing run can serve a study still training: the front's models, then any trained run's model (an
+    ablation arm's spec file), each once; nothing to time at all is an error naming the results file."""
+    timed = {}
+    monkeypatch.setattr(study.benchmark, "run_benchmark",
+                        lambda config, **kwargs: timed.setdefault("models", config.models))
+    monkeypatch.setattr(study.benchmark_report, "write_reports", lambda *args, **kwargs: {})
+    config = StudyConfig(models=("attendnext_micro", "mobilenet_v3_small"), stage="latency", out_dir=str(tmp_path))
+    runs = [{"name": "mobilenet_v3_small"}, {"name": "specs/arm.json"}]
+    study._latency_stage(config, {"runs": runs})
+    assert timed["models"] == ("attendnext_micro", "mobilenet_v3_small", "specs/arm.json")
+    with pytest.raises(ValueError, match="No trained runs in .*results.json"):
+        study._latency_stage(StudyConfig(models=(), stage="ablations", out_dir=str(tmp_path)), {"runs": []})
