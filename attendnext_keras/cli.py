@@ -681,7 +681,8 @@ def cmd_study(args):
 
 def add_preset_parser(sub):
     p = sub.add_parser("preset", help="Trained models to load, share and fine-tune: list, show, save, upload.")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
+                               help="list | show PRESET | save --model FILE --out DIR | upload PRESET HANDLE")
     actions.add_parser("list", help="The presets shipped with the package.")
     show = actions.add_parser("show", help="A preset's model card (classes, accuracy, recipe, size).")
     show.add_argument("preset", help="A shipped preset's name or a preset folder.")
