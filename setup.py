@@ -41,6 +41,9 @@ setup(
                 "ethos-u-vela>=5.2,<6"],  # tests/test_vela.py compiles for Ethos-U
         # Arm Ethos-U NPUs (attendnext export --target ethos-u55-128): Vela, Arm's compiler (a manylinux wheel)
         "vela": ["ethos-u-vela>=5.2,<6"],
+        # Sharing presets (attendnext preset upload): hf:// needs huggingface_hub, kaggle:// kagglehub. keras-hub itself
+        # (whose layout presets follow) would add 16 packages, tensorflow-text and tokenizers among them: not required.
+        "hub": ["huggingface_hub>=0.20", "kagglehub>=0.3"],
     },
     entry_points={"console_scripts": ["attendnext=attendnext_keras.cli:main"]},
 )

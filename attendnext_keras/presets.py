@@ -362,7 +362,7 @@ def upload_preset(path, handle) -> str:
         repo_id = handle.removeprefix("hf://").strip("/")
         if not repo_id or repo_id.count("/") > 1:
             raise ValueError(f"A Hugging Face handle is hf://[USER/]NAME. Received: handle={handle!r}")
-        hub = _optional("huggingface_hub", "pip install huggingface_hub")
+        hub = _optional("huggingface_hub", "pip install -e \".[hub]\" (or huggingface_hub)")
         repo = hub.create_repo(repo_id=repo_id, exist_ok=True)
         hub.upload_folder(repo_id=getattr(repo, "repo_id", repo_id), folder_path=folder,
                           commit_message=f"Upload AttendNeXt preset {os.path.basename(os.path.normpath(folder))}")
@@ -377,7 +377,7 @@ def upload_preset(path, handle) -> str:
         if keras_hub is not None:
             keras_hub.upload_preset(handle, folder)
         else:
-            kaggle = _optional("kagglehub", "pip install keras-hub (or kagglehub)")
+            kaggle = _optional("kagglehub", "pip install -e \".[hub]\" (or kagglehub)")
             kaggle.model_upload(handle.removeprefix("kaggle://").strip("/"), folder)
         return handle
     raise ValueError(f"`handle` must start with hf:// or kaggle://. Received: handle={handle!r}")

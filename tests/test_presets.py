@@ -270,7 +270,8 @@ def test_upload_to_hugging_face(saved, monkeypatch):
     assert upload_kwargs["folder_path"] == str(path)
     assert (path / "README.md").read_bytes() == card  # our model card is sent as it is
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # not installed
-    with pytest.raises(ImportError, match="needs the 'huggingface_hub' package: pip install huggingface_hub"):
+    needs = r"needs the 'huggingface_hub' package: pip install -e \".\[hub\]\" \(or huggingface_hub\)"
+    with pytest.raises(ImportError, match=needs):
         an.upload_preset(path, "hf://user/tiny")
 
 
@@ -286,7 +287,7 @@ def test_upload_to_kaggle(saved, monkeypatch):
     an.upload_preset(path, "kaggle://user/tiny/keras/v1")
     assert kagglehub.calls == [("model_upload", ("user/tiny/keras/v1", str(path)), {})]
     monkeypatch.setitem(sys.modules, "kagglehub", None)
-    with pytest.raises(ImportError, match="pip install keras-hub \\(or kagglehub\\)") as error:
+    with pytest.raises(ImportError, match=r"pip install -e \".\[hub\]\" \(or kagglehub\)") as error:
         an.upload_preset(path, "kaggle://user/tiny/keras/v1")
     assert _one_line(error)
     for handle, message in (("kaggle://user/tiny", "kaggle://USER/MODEL/FRAMEWORK/VARIATION"),
