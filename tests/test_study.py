@@ -166,3 +166,16 @@ def test_latency_stage_times_the_front_before_it_is_trained(tmp_path, monkeypatc
     assert timed["models"] == ("attendnext_micro", "mobilenet_v3_small", "specs/arm.json")
     with pytest.raises(ValueError, match="No trained runs in .*results.json"):
         study._latency_stage(StudyConfig(models=(), stage="ablations", out_dir=str(tmp_path)), {"runs": []})
+
+
+def test_recipe_options_added_later_keep_the_hash_at_their_neutral_value():
+    """A new TrainConfig option (reference_batch_size) at the value that trains as before leaves the run hash as it
+    was, so runs trained before it existed are still found; set to anything else, it makes a new entry."""
+    candidate = study.Candidate(label="attendnext_micro", name="attendnext_micro", family="attendnext")
+    config = StudyConfig(models=("attendnext_micro",), input_size=32, epochs=1)
+    listing = study.StudyData(train=None, select=None, test=None, listing_hash="abc", description={})
+    recipe = TrainConfig()
+    assert set(study.LATER_RECIPE_FIELDS) <= set(recipe.to_dict())
+    before = study.run_hash(candidate, recipe, config, listing, 5)
+    assert study.run_hash(candidate, recipe.replace(reference_batch_size=256), config, listing, 5) != before
+    assert study.run_hash(candidate, recipe.replace(seed=7), config, listing, 5) == before  # seeds are per run

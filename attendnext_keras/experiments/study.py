@@ -114,6 +114,11 @@ def candidates(config: StudyConfig, out_dir) -> list:
     return out
 
 
+# Recipe fields added after the study's protocol was fixed, with the value that trains exactly as before: left out of
+# the hash at that value, so that a new option does not orphan the runs already trained.
+LATER_RECIPE_FIELDS = {"reference_batch_size": None}
+
+
 def run_hash(candidate: Candidate, recipe: TrainConfig, config: StudyConfig, study_data: StudyData, classes) -> str:
     """The hash of what makes a run: architecture, recipe (without the seed), input size, epochs, data listing."""
     keras = _keras.get_keras("keras")
@@ -121,7 +126,8 @@ def run_hash(candidate: Candidate, recipe: TrainConfig, config: StudyConfig, stu
     model = candidate.build(config.input_size, classes)
     architecture = hashlib.sha256(json.dumps(_architecture(json.loads(model.to_json())), sort_keys=True)
                                   .encode()).hexdigest()
-    recipe_values = {k: v for k, v in recipe.to_dict().items() if k not in ("seed", "epochs")}  # both set per run
+    recipe_values = {k: v for k, v in recipe.to_dict().items() if k not in ("seed", "epochs")  # both set per run
+                     and not (k in LATER_RECIPE_FIELDS and v == LATER_RECIPE_FIELDS[k])}
     material = {"architecture": architecture, "recipe": recipe_values, "input_size": config.input_size,
                 "epochs": config.epochs, "data": study_data.listing_hash, "protocol": PROTOCOL}
     keras.backend.clear_session()
