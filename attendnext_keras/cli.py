@@ -702,19 +702,6 @@ def add_preset_parser(sub):
     return p
 
 
-def _class_names_near(model_path, names_file):
-    """The class names for `preset save`: --class-names, or the class_names.json `attendnext train` wrote."""
-    candidates = [names_file] if names_file else [
-        os.path.join(os.path.dirname(os.path.abspath(model_path)), "class_names.json"),
-        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(model_path))), "class_names.json")]
-    for path in candidates:
-        if os.path.isfile(path):
-            return _io.read_json(path, what="class names")
-    raise FileNotFoundError(f"No class names for '{model_path}': "
-                            + (f"'{names_file}' does not exist." if names_file else
-                               "no class_names.json beside it or one folder up; pass --class-names FILE."))
-
-
 def cmd_preset(args):
     from attendnext_keras import presets
 
@@ -729,9 +716,14 @@ def cmd_preset(args):
     elif args.action == "save":
         from attendnext_keras.saving import load_model
 
-        names = _class_names_near(args.model, args.class_names)
+        model = load_model(args.model)
+        names = (_io.read_json(args.class_names, what="Class names file") if args.class_names else
+                 _class_names_for(args.model, int(model.outputs[0].shape[-1]), warn=False))
+        if names is None:
+            raise FileNotFoundError(f"No class names for '{args.model}': no class_names.json with one name per output "
+                                    f"beside it or one folder up; pass --class-names FILE.")
         metrics = _io.read_json(args.metrics, what="metrics") if args.metrics else None
-        folder = presets.save_preset(load_model(args.model), args.out, class_names=names, metrics=metrics,
+        folder = presets.save_preset(model, args.out, class_names=names, metrics=metrics,
                                      description=args.description, overwrite=args.overwrite)
         print(f"preset saved: {folder} (load it with attendnext_keras.from_preset({folder!r}))")
     else:

@@ -119,6 +119,21 @@ def _load_preset_weights(model, preset, include_top):
     _keras.copy_weights(source, model, skip=() if include_top else preset_store.HEAD_LAYERS)
 
 
+def _image_input(K, flavour, input_tensor, input_shape, spec):
+    """The model's image input: `input_tensor` (of the model's flavour, its shape checked) or a new Input."""
+    if input_tensor is not None:
+        try:
+            tensor_flavour = _keras.flavour_of(input_tensor)
+        except TypeError:
+            tensor_flavour = None
+        if tensor_flavour != flavour:
+            raise ValueError(f"`input_tensor` must be a symbolic tensor of the model's Keras flavour ({flavour}), "
+                             f"e.g. from {flavour}.Input(...). Received: {type(input_tensor).__name__}")
+        input_shape = tuple(input_tensor.shape[1:])
+    input_shape = obtain_input_shape(input_shape, spec)
+    return K.layers.Input(shape=input_shape, name="image") if input_tensor is None else input_tensor
+
+
 def AttendNeXt(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=None,
                classifier_activation="softmax", variant=None, spec=None, alpha=None, attention=None,
                antialias=None, include_preprocessing=True, enforce_constraints=True, keras=None, name=None):
@@ -159,17 +174,7 @@ def AttendNeXt(include_top=True, weights=None, input_tensor=None, input_shape=No
     check_constraints(spec) if enforce_constraints and preset is None else check_structure(spec)
     _validate_args(None if preset else weights, pooling, include_top, classes, classifier_activation, spec)
     K = _keras.get_keras(flavour)
-    if input_tensor is not None:
-        try:
-            tensor_flavour = _keras.flavour_of(input_tensor)
-        except TypeError:
-            tensor_flavour = None
-        if tensor_flavour != flavour:
-            raise ValueError(f"`input_tensor` must be a symbolic tensor of the model's Keras flavour ({flavour}), "
-                             f"e.g. from {flavour}.Input(...). Received: {type(input_tensor).__name__}")
-        input_shape = tuple(input_tensor.shape[1:])
-    input_shape = obtain_input_shape(input_shape, spec)
-    img_input = K.layers.Input(shape=input_shape, name="image") if input_tensor is None else input_tensor
+    img_input = _image_input(K, flavour, input_tensor, input_shape, spec)
 
     x = img_input
     if include_preprocessing:

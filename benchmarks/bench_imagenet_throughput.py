@@ -84,7 +84,7 @@ def main(argv=None):
     plan = [(c.model.name, c.model.input_size or registry.model_info(c.model.name).input_size, c) for c in
             recipes.values()]
     base = next(iter(recipes.values()))
-    plan += [(REFERENCE, 224, base), ("mobilenet_v3_small", 224, base)]
+    plan += [(REFERENCE, 224, base), (SECOND, 224, base)]
     if args.from_json:
         saved = _io.read_json(args.from_json, what="throughput results")
         measured = {r["model"]: (r["input_size"], r["cpu_images_per_s"], saved["epochs"]) for r in saved["rows"]}

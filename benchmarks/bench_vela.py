@@ -241,15 +241,8 @@ def op_table(result, accelerator) -> list:
     lines = [f"## Where the cycles go, by op type ({accelerator})", "",
              "| op (Vela) | " + " | ".join(f"{_name(result, r)} % cycles (% MACs, util)" for r in runs) + " |",
              "|---" * (1 + len(runs)) + "|"]
-    for op in ops:
-        cells = []
-        for r in runs:
-            v = r["vela"][accelerator]
-            entry = v["by_op"].get(op)
-            cells.append("—" if entry is None else
-                         f"{entry['cycles'] / v['cycles']:.1%} ({entry['macs'] / v['macs']:.0%}, "
-                         f"{_utilisation(entry, macs_per_cycle)})")
-        lines.append(f"| {op} | " + " | ".join(cells) + " |")
+    lines += _share_rows(runs, accelerator, "by_op", ops,
+                         lambda entry: f", {_utilisation(entry, macs_per_cycle)}")
     lines += ["", "util: MACs / (cycles × MACs per cycle) of that op type; \"—\": the model has no such op."]
     return lines
 
@@ -264,15 +257,21 @@ def module_table(result, accelerator) -> list:
     lines = [f"## AttendNeXt by module ({accelerator})", "",
              "| module | " + " | ".join(f"{_name(result, r)} ({r['input_size']} px) % cycles (% MACs)" for r in runs)
              + " |", "|---" * (1 + len(runs)) + "|"]
-    for module in modules:
+    return lines + _share_rows(runs, accelerator, "by_module", modules, lambda entry: "")
+
+
+def _share_rows(runs, accelerator, key, names, extra) -> list:
+    """One markdown row per op type or module: its share of each run's cycles (and MACs, then `extra(entry)`)."""
+    rows = []
+    for name in names:
         cells = []
         for r in runs:
             v = r["vela"][accelerator]
-            entry = v["by_module"].get(module)
+            entry = v[key].get(name)
             cells.append("—" if entry is None else
-                         f"{entry['cycles'] / v['cycles']:.1%} ({entry['macs'] / v['macs']:.0%})")
-        lines.append(f"| {module} | " + " | ".join(cells) + " |")
-    return lines
+                         f"{entry['cycles'] / v['cycles']:.1%} ({entry['macs'] / v['macs']:.0%}{extra(entry)})")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def layer_table(result, accelerator) -> list:
