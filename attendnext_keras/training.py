@@ -360,12 +360,17 @@ def _run(state, train_data, val_data, config, out_dir, save_dir, chief, resume, 
         save_config(config, os.path.join(out_dir, "config.json"))
     history = {}
     if initial_epoch < config.epochs:
-        fit = state.model.fit(
-            _stream(_prepare(train_data, state.classes, strategy), steps, initial_epoch), epochs=config.epochs,
-            initial_epoch=initial_epoch, steps_per_epoch=steps, shuffle=False, verbose=0,
-            validation_data=_prepare(val_data, state.classes, strategy) if val_data is not None else None,
-            callbacks=_all_callbacks(state, manager, save_dir, steps * config.batch_size, config.epochs, steps,
-                                     chief, initial_epoch, callbacks, verbose))
+        every = _all_callbacks(state, manager, save_dir, steps * config.batch_size, config.epochs, steps, chief,
+                               initial_epoch, callbacks, verbose)
+        try:
+            fit = state.model.fit(
+                _stream(_prepare(train_data, state.classes, strategy), steps, initial_epoch), epochs=config.epochs,
+                initial_epoch=initial_epoch, steps_per_epoch=steps, shuffle=False, verbose=0,
+                validation_data=_prepare(val_data, state.classes, strategy) if val_data is not None else None,
+                callbacks=every)
+        except BaseException:
+            _close_logs(state.keras, every)
+            raise
         history = fit.history
     final_path = model_file(save_dir, "final", state.model)
     _save_model_atomic(state.model, final_path)
@@ -456,6 +461,17 @@ def _all_callbacks(state, manager, save_dir, images_per_epoch, epochs, steps, ch
     if verbose:
         callbacks.append(Progress(steps))
     return callbacks
+
+
+def _close_logs(K, callbacks):
+    """A run that stops with an error never reaches on_train_end: close metrics.csv and the TensorBoard writers
+    anyway, so that the process (a notebook, an exploration loop) does not keep the run's files open."""
+    for callback in callbacks:
+        if isinstance(callback, (K.callbacks.CSVLogger, K.callbacks.TensorBoard)):
+            try:
+                callback.on_train_end()
+            except Exception:  # noqa: BLE001 — closing is best effort; the original error is what the user needs
+                pass
 
 
 def evaluate(model, dataset) -> dict:

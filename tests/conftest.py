@@ -8,6 +8,7 @@ import pathlib  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from helpers.tiny import TINY  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FLOWERS = pathlib.Path(os.environ.get("ATTENDNEXT_FLOWERS", REPO.parent / "shared" / "data" / "flowers160"))
@@ -44,6 +45,19 @@ def _seed_each_module():
     import keras
 
     keras.utils.set_random_seed(0)
+
+
+def tiny_model(**kwargs):
+    import attendnext_keras as an
+
+    return an.AttendNeXt(variant=TINY, input_shape=(32, 32, 3), classes=5, classifier_activation=None, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_spec_file(tmp_path_factory):
+    from attendnext_keras.specs import save_spec
+
+    return save_spec(TINY, tmp_path_factory.mktemp("spec") / "tiny.json")
 
 
 TRAINED_EPOCHS, TRAINED_SIZE = 12, 32

@@ -11,17 +11,22 @@ from attendnext_keras import data
 from attendnext_keras.config import DataConfig, StudyConfig, TrainConfig
 from attendnext_keras.experiments import ablations, study, study_report
 
-MODELS = ("attendnext_micro", "mobilenet_v3_small_075")
 RECIPE = TrainConfig(batch_size=50, learning_rate=3e-3)
+MODELS = []  # the tiny AttendNeXt's spec file (a study takes spec files as models) and a registry peer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _models(tiny_spec_file):
+    MODELS[:] = [tiny_spec_file, "mobilenet_v3_small_075"]
 
 
 def _config(out, **changes):
-    return StudyConfig(**{"models": MODELS, "seeds": (0, 1), "input_size": 32, "epochs": 1, "out_dir": str(out),
-                          "bootstrap_samples": 200, **changes})
+    return StudyConfig(**{"models": tuple(MODELS), "seeds": (0, 1), "input_size": 32, "epochs": 1,
+                          "out_dir": str(out), "bootstrap_samples": 200, **changes})
 
 
 @pytest.fixture(scope="module")
-def studied(tmp_path_factory):
+def studied(tmp_path_factory, _models):
     out = tmp_path_factory.mktemp("study")
     results = study.run_study(_config(out), DataConfig(), RECIPE, verbose=0)
     return out, results
@@ -39,7 +44,7 @@ def test_results_hold_one_entry_per_model_and_seed(studied):
         assert 0 < run["shift"]["images"] == 50 and run["machine"]["cpu_model"]
     assert saved["study"]["data"]["selection"] == saved["study"]["data"]["test"] == 50
     report = (out / "study.md").read_text()
-    assert "front complete" in report and "| attendnext_micro | AttendNeXt |" in report
+    assert "front complete" in report and f"| {MODELS[0]} | AttendNeXt |" in report
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -60,8 +65,8 @@ def test_a_changed_recipe_is_a_new_entry_never_mixed(studied, tmp_path):
     copy.mkdir()
     (copy / "results.json").write_text((out / "results.json").read_text())
     changed = TrainConfig(batch_size=50, learning_rate=1e-3)
-    results = study.run_study(_config(copy, models=MODELS[:1], seeds=(0,)), DataConfig(), changed, verbose=0)
-    micro = [r for r in results["runs"] if r["model"] == "attendnext_micro" and r["seed"] == 0]
+    results = study.run_study(_config(copy, models=tuple(MODELS[:1]), seeds=(0,)), DataConfig(), changed, verbose=0)
+    micro = [r for r in results["runs"] if r["model"] == MODELS[0] and r["seed"] == 0]
     assert len(micro) == 2 and micro[0]["hash"] != micro[1]["hash"]  # the old entry is kept, the new one added
     current = study_report.current_runs(results, "front")
     assert [r["hash"] for r in current] == [micro[1]["hash"]]  # reports use the current plan only
@@ -82,7 +87,7 @@ def test_a_killed_run_continues_from_its_checkpoint(tmp_path, monkeypatch):
     def killed_train(*args, **kwargs):
         return original(*args, callbacks=[KillAfterFirstEpoch()], **kwargs)
 
-    config = _config(tmp_path, models=MODELS[:1], seeds=(0,), epochs=2)
+    config = _config(tmp_path, models=tuple(MODELS[:1]), seeds=(0,), epochs=2)
     monkeypatch.setattr(study, "train", killed_train)
     with pytest.raises(Killed):
         study.run_study(config, DataConfig(), RECIPE, verbose=0)

@@ -14,93 +14,90 @@ import attendnext_keras as an
 from attendnext_keras import data
 from attendnext_keras.training import TrainConfig, evaluate, train
 
-from conftest import REPO
+from conftest import REPO, tiny_model
 
 HELPER = str(REPO / "tests" / "helpers" / "distributed_train.py")
-STEPS = 7  # 200 embedded photographs (40 per class) in batches of 32 → 7 steps per epoch
-
-
-class Interrupt(Exception):
-    pass
+STEPS = 8  # 400 embedded photographs in batches of 50
 
 
 @pytest.fixture(scope="module")
 def datasets():
+    """64 embedded photographs at 32 px in batches of 32: two steps an epoch, for tests of what training does around
+    the steps (folders, checkpoints, divergence, a full disk)."""
     source = data.load_source("default", "train")
-    small = data.ImageSource(**{**source.__dict__, "files": source.files[::2], "labels": source.labels[::2],
-                                "num_examples": len(source.files[::2])})
-    train_ds = data.make_dataset(small, 32, 32, training=True, seed=0)
-    val_ds = data.make_dataset(data.load_source("default", "val"), 32, 50, training=False)
-    return train_ds, val_ds
+    small = data.ImageSource(**{**source.__dict__, "files": source.files[::6][:64], "labels": source.labels[::6][:64],
+                                "num_examples": 64})
+    return (data.make_dataset(small, 32, 32, training=True, seed=0),)
+
+
+def _cli_train(out, spec, *extra):
+    return [sys.executable, "-m", "attendnext_keras.cli", "train", "--data", "default", "--arch", str(spec),
+            "--input-size", "32", "--epochs", "3", "--batch-size", "50", "--out", str(out), *extra]
 
 
 @pytest.fixture(scope="module")
-def interrupted_and_resumed(datasets, tmp_path_factory):
-    """A 3-epoch run killed after its second epoch's checkpoint, then resumed in a new model."""
-    import keras
+def whole_and_killed(tmp_path_factory, tiny_spec_file):
+    """The CLI's 3-epoch run of the tiny AttendNeXt, and the same run killed (SIGKILL) after its second epoch's
+    checkpoint and resumed with --resume in a new process."""
+    import signal
+    import time
 
-    train_ds, val_ds = datasets
-    out = str(tmp_path_factory.mktemp("run"))
-    config = TrainConfig(epochs=3, batch_size=32, learning_rate=3e-3, warmup_epochs=0.5, seed=0)
-    state = {}
-
-    class StopAfterSecondEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                state["iterations"] = int(self.model.optimizer.iterations.numpy())
-                state["slot"] = self.model.optimizer.variables[-1].numpy().copy()
-                raise Interrupt
-
-    def build():
-        return an.AttendNeXt(variant="micro", input_shape=(32, 32, 3), classes=5, classifier_activation=None)
-
-    with pytest.raises(Interrupt):
-        train(build, train_ds, val_ds, config, out_dir=out, callbacks=[StopAfterSecondEpoch()], verbose=0)
-
-    class AtStart(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            state["resumed_iterations"] = int(self.model.optimizer.iterations.numpy())
-            state["resumed_slot"] = self.model.optimizer.variables[-1].numpy().copy()
-
-    result = train(build, train_ds, val_ds, config, out_dir=out, resume=True, callbacks=[AtStart()], verbose=0)
-    return out, result, state
+    root = tmp_path_factory.mktemp("killed")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run(_cli_train(root / "whole", tiny_spec_file), check=True, capture_output=True, env=env, cwd=REPO)
+    victim = subprocess.Popen(_cli_train(root / "killed", tiny_spec_file), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+    checkpoint = root / "killed" / "checkpoints" / "ckpt-2.index"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at_two = checkpoint.exists() and not (root / "killed" / "final.keras").exists()
+    resumed = subprocess.run(_cli_train(root / "killed", tiny_spec_file, "--resume"), check=True, capture_output=True,
+                             text=True, env=env, cwd=REPO)
+    return root, killed_at_two, resumed.stderr
 
 
-def test_loss_decreases_on_real_images(interrupted_and_resumed):
-    out, _, _ = interrupted_and_resumed
-    rows = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))
+def _losses(run_dir):
+    return [float(row["loss"]) for row in csv.DictReader(open(run_dir / "metrics.csv"))]
+
+
+def test_loss_decreases_on_real_images(whole_and_killed):
+    root = whole_and_killed[0]
+    rows = list(csv.DictReader(open(root / "whole" / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
-    losses = [float(r["loss"]) for r in rows]
+    losses = _losses(root / "whole")
     assert losses[2] < losses[0] - 0.05, losses
     assert all(float(r["images_per_second"]) > 0 for r in rows)
 
 
-def test_resume_continues_from_the_saved_epoch_and_step(interrupted_and_resumed):
+def test_sigkill_and_resume_give_the_uninterrupted_weights(whole_and_killed):
+    """A run killed after its second epoch's checkpoint and resumed ends with exactly the weights, losses and
+    optimizer step of an uninterrupted run: the data stream, dropout masks and optimizer state all continue. Measured
+    on this CPU: difference 0.0 (the bound asserted allows for non-deterministic CPU kernels elsewhere)."""
     import numpy as np
 
-    out, result, state = interrupted_and_resumed
-    assert result.initial_epoch == 2 and list(result.history) and len(result.history["loss"]) == 1
-    assert state["iterations"] == 2 * STEPS and state["resumed_iterations"] == 2 * STEPS
-    np.testing.assert_array_equal(state["resumed_slot"], state["slot"])  # same optimizer state
-    assert int(result.model.optimizer.iterations.numpy()) == 3 * STEPS
+    root, killed_at_two, stderr = whole_and_killed
+    assert killed_at_two and "Resuming from" in stderr and "epoch 2" in stderr, stderr[-2000:]
+    assert _losses(root / "whole") == _losses(root / "killed")
+    a, b = (an.load_model(root / run / "final.keras") for run in ("whole", "killed"))
+    assert max(float(np.abs(x - y).max()) for x, y in zip(a.get_weights(), b.get_weights())) <= 1e-6
+    assert int(a.optimizer.iterations.numpy()) == int(b.optimizer.iterations.numpy()) == 3 * STEPS
 
 
-def test_run_folder_holds_every_artefact(interrupted_and_resumed, datasets):
+def test_run_folder_holds_every_artefact(whole_and_killed):
     import keras
-    import numpy as np
 
-    out, result, _ = interrupted_and_resumed
+    out = whole_and_killed[0] / "whole"
     assert {"checkpoints", "best.keras", "final.keras", "metrics.csv", "logs", "config.json"} <= set(os.listdir(out))
-    assert json.load(open(os.path.join(out, "config.json")))["epochs"] == 3
+    assert json.load(open(out / "config.json"))["epochs"] == 3
     assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]  # atomic saves leave no temporaries
-    final = keras.models.load_model(os.path.join(out, "final.keras"))
-    images = next(iter(datasets[1]))[0][:4]
-    np.testing.assert_allclose(np.asarray(final(images)), np.asarray(result.model(images)), atol=1e-5)
-    accuracy = evaluate(final, datasets[1])
-    last = list(csv.DictReader(open(os.path.join(out, "metrics.csv"))))[-1]
+    final = keras.models.load_model(out / "final.keras")
+    accuracy = evaluate(final, data.make_dataset(data.load_source("default", "val"), 32, 50, training=False))
+    last = list(csv.DictReader(open(out / "metrics.csv")))[-1]
     assert accuracy["examples"] == 100
     assert accuracy["top1"] == pytest.approx(float(last["val_accuracy"]), abs=1e-6)  # our loop agrees with Keras'
-    assert result.model.trainable_weights[0].numpy().std() > 0
 
 
 def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tmp_path):
@@ -167,39 +164,6 @@ def test_unknown_length_dataset_needs_steps(tmp_path):
 # Reliability: kill and resume reproduce, divergence stops cleanly, output folders are claimed
 
 
-def _cli_train(out, *extra):
-    return [sys.executable, "-m", "attendnext_keras.cli", "train", "--data", "default", "--input-size", "32",
-            "--epochs", "3", "--batch-size", "50", "--out", str(out), *extra]
-
-
-def test_sigkill_and_resume_give_the_uninterrupted_weights(tmp_path):
-    """A run killed (SIGKILL) after its second epoch's checkpoint and resumed ends with exactly the weights and
-    losses of an uninterrupted run: the data stream, dropout masks and optimizer state all continue. Measured on
-    this CPU: difference 0.0 (the bound asserted allows for non-deterministic CPU kernels elsewhere)."""
-    import signal
-    import time
-
-    import numpy as np
-
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    subprocess.run(_cli_train(tmp_path / "whole"), check=True, capture_output=True, env=env, cwd=REPO)
-    victim = subprocess.Popen(_cli_train(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env=env, cwd=REPO)
-    checkpoint = tmp_path / "killed" / "checkpoints" / "ckpt-2.index"
-    deadline = time.time() + 300
-    while not checkpoint.exists() and victim.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    assert checkpoint.exists() and not (tmp_path / "killed" / "final.keras").exists()
-    subprocess.run(_cli_train(tmp_path / "killed", "--resume"), check=True, capture_output=True, env=env, cwd=REPO)
-    losses = [[row["loss"] for row in csv.DictReader(open(tmp_path / run / "metrics.csv"))]
-              for run in ("whole", "killed")]
-    assert losses[0] == losses[1] and len(losses[0]) == 3
-    a, b = (an.load_model(tmp_path / run / "final.keras") for run in ("whole", "killed"))
-    assert max(float(np.abs(x - y).max()) for x, y in zip(a.get_weights(), b.get_weights())) <= 1e-6
-
-
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(datasets, tmp_path):
     import keras
     import numpy as np
@@ -212,7 +176,7 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(datasets, tmp_
 
     with pytest.raises(ValueError, match=r"Training diverged: the loss became nan at epoch 2, batch 1; the last "
                                          r"good checkpoint is .*ckpt-1\. Lower the learning rate"):
-        train(lambda: an.AttendNeXt(variant="micro", input_shape=(32, 32, 3), classes=5, classifier_activation=None),
+        train(tiny_model,
               datasets[0], None, TrainConfig(epochs=3), out_dir=str(tmp_path), callbacks=[Poison()], verbose=0)
     import tensorflow as tf
 
@@ -220,15 +184,14 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(datasets, tmp_
     path = str(tmp_path / "checkpoints" / "ckpt-1")
     weights = [tf.train.load_variable(path, name) for name, _ in tf.train.list_variables(path)
                if name.startswith("model/")]
-    assert len(weights) > 100 and all(np.isfinite(w).all() for w in weights)  # saved before the poison
+    assert len(weights) > 50 and all(np.isfinite(w).all() for w in weights)  # saved before the poison
 
 
 def test_an_earlier_run_is_refused_unless_resumed_or_overwritten(datasets, tmp_path):
     from attendnext_keras import _io
 
     def run(**kwargs):
-        return train(lambda: an.AttendNeXt(variant="micro", input_shape=(32, 32, 3), classes=5,
-                                           classifier_activation=None),
+        return train(tiny_model,
                      datasets[0], None, TrainConfig(epochs=1), out_dir=str(tmp_path), verbose=0, **kwargs)
 
     run()
@@ -290,14 +253,13 @@ def test_a_full_disk_stops_training_with_one_line_and_keeps_the_last_checkpoint(
     try:
         with pytest.raises(_io.DiskFullError, match=r"No space left on the device holding '.*checkpoints' while saving "
                                                     r"checkpoint 2; the last complete checkpoint is .*ckpt-1"):
-            train(lambda: an.AttendNeXt(variant="micro", input_shape=(32, 32, 3), classes=5,
-                                        classifier_activation=None),
+            train(tiny_model,
                   datasets[0], None, TrainConfig(epochs=3), out_dir=str(disk / "run"), callbacks=[FillTheDisk()],
                   verbose=0)
         assert tf.train.latest_checkpoint(str(disk / "run" / "checkpoints")).endswith("ckpt-1")
-        restored = an.AttendNeXt(variant="micro", input_shape=(32, 32, 3), classes=5, classifier_activation=None)
+        restored = tiny_model()
         tf.train.Checkpoint(model=restored).read(str(disk / "run" / "checkpoints" / "ckpt-1")).expect_partial()
     finally:
         tf.train.CheckpointManager.save = original
-        if mounted:
-            sp.run(["umount", str(disk)], capture_output=True)
+        unmounted = not mounted or sp.run(["umount", str(disk)], capture_output=True).returncode == 0
+    assert unmounted, "the failed run keeps files open on the full disk (metrics.csv, TensorBoard logs)"

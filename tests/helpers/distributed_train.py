@@ -1,4 +1,4 @@
-"""Child process for the distribution tests: trains a micro AttendNeXt on a fixed tiny dataset.
+"""Child process for the distribution tests: trains the tests' tiny AttendNeXt on a fixed tiny dataset.
 
     python distributed_train.py mirrored OUT      # two logical CPUs: one device vs MirroredStrategy, weights saved
     python distributed_train.py multiworker OUT   # one worker of a MultiWorkerMirroredStrategy (TF_CONFIG set)
@@ -20,15 +20,16 @@ if mode == "mirrored":
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import attendnext_keras as an  # noqa: E402
-from attendnext_keras.specs import HeadSpec, get_spec  # noqa: E402
+from attendnext_keras.specs import HeadSpec  # noqa: E402
 from attendnext_keras.training import TrainConfig, make_strategy, train  # noqa: E402
+from tiny import TINY  # noqa: E402  (this folder is the script's sys.path[0])
 
 # MultiWorkerMirroredStrategy configures collective ops, which must happen before any other TensorFlow op.
 strategy = make_strategy("multiworker") if mode == "multiworker" else None
 
 # No dropout and frozen BatchNorm: each replica then computes exactly the single-device maths on its half batch,
 # so the all-reduced gradient equals the single-device gradient and the weights must agree.
-SPEC = get_spec("micro").replace(head=HeadSpec(hidden=0, dropout=0.0))
+SPEC = TINY.replace(head=HeadSpec(hidden=0, dropout=0.0))
 CONFIG = TrainConfig(epochs=1, batch_size=8, optimizer="sgd", learning_rate=0.05, warmup_epochs=0, momentum=0.0,
                      weight_decay=0.0, label_smoothing=0.0, freeze_batchnorm=True, seed=3)
 
