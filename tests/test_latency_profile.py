@@ -21,19 +21,21 @@ def test_stage_cuts_hand_each_stage_what_the_next_reads(micro):
     assert shapes["stage4"] == [(2, 2, 112)]
 
 
-def test_stages_add_up_to_the_whole_model(micro, capsys):
-    """Through the CLI (`attendnext profile --latency --json`), which builds the same model and times it."""
+def test_stages_add_up_to_the_whole_model(tiny_spec_file, capsys):
+    """Through the CLI (`attendnext profile --latency --json`) on the tests' tiny AttendNeXt (its 4 stages cut the
+    same way as micro's; six int8 conversions of it take half the time of micro's)."""
     import json
 
     from attendnext_keras.cli import main
 
-    assert main(["profile", "--variant", "micro", "--input-size", "64", "--classes", "5", "--latency", "--runs", "30",
-                 "--json"]) == 0
-    profile = json.loads(capsys.readouterr().out)["latency"]
+    assert main(["profile", "--arch", tiny_spec_file, "--input-size", "32", "--classes", "5", "--latency", "--runs",
+                 "30", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    profile = result["latency"]
     stages = profile["stages"]
     assert [s["stage"] for s in stages] == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
     assert abs(profile["sum_of_stages_ms"] - profile["total_ms"]) <= 0.15 * profile["total_ms"]
-    assert sum(s["macs"] for s in stages) == an.profile(micro).macs
+    assert sum(s["macs"] for s in stages) == result["macs"] > 0
     assert profile["peak_gmacs"] > 1 and profile["threads"] == 1  # a 1×1 int8 conv runs at > 1 GMAC/s on any core
     text = lp.format_profile(profile)
     assert "stage1" in text and "GMAC/s" in text and "of peak" in text
