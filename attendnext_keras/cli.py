@@ -472,6 +472,9 @@ def add_micro_parser(sub):
     p.add_argument("--out-dir", default="tflite/models/attendnext_model", help="Folder for the .h/.cc files.")
     p.add_argument("--name", default=None, help="C identifier for the array and the namespace (default: "
                                                 f"{_default(configs.MicroConfig, 'name')}).")
+    p.add_argument("--no-strip", dest="strip", action="store_false", default=None,
+                   help="Keep tensor names, signatures and TFLite Support metadata in the C array (by default they "
+                        "are dropped: TFLM never reads them, and they can be a third of a small model's flash).")
     p.add_argument("--layout", choices=("arduino", "cmake"), default=None,
                    help="Also write a project around the C sources: arduino, an Arduino library (arduino/<name>/ "
                         "with library.properties, src/ and an example sketch); cmake, a CMakeLists.txt with a "
@@ -484,11 +487,13 @@ def cmd_micro(args):
     from attendnext_keras.deploy import cortex_m, litert, micro
     from attendnext_keras.deploy.metadata import load_metadata
 
-    cfg = _override(_load(args).micro, images=args.images, name=args.name, per_op=args.per_op or None)
+    cfg = _override(_load(args).micro, images=args.images, name=args.name, per_op=args.per_op or None,
+                    strip=args.strip)
     micro.check_c_identifier(cfg.name)
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         raise NotADirectoryError(f"--out-dir '{args.out_dir}' is a file, not a folder.")
-    blob = litert.read_tflite(args.model)
+    exported = litert.read_tflite(args.model)
+    blob = micro.strip_for_micro(exported) if cfg.strip else exported
     metadata = load_metadata(args.model)
     source = data.load_source(args.data or "default", args.split, args.data_dir, args.manual_dir)
     images = data.calibration_images(source, litert.input_size(blob), count=min(cfg.images, source.num_examples))
@@ -498,6 +503,9 @@ def cmd_micro(args):
     os.makedirs(args.out_dir, exist_ok=True)
     paths = micro.write_c_sources(blob, args.out_dir, cfg.name, metadata=metadata, arena_bytes=usage["total"],
                                   arena_margin=cfg.arena_margin, arena_usage=usage, layout=args.layout)
+    if cfg.strip:
+        print(f"C array: {len(blob):,} bytes ({len(exported):,} in the .tflite; names, signatures and Support metadata "
+              "dropped, outputs identical)")
     print(f"TFLite Micro arena: {result['arena_bytes']:,} bytes")
     print(f"TFLM vs LiteRT on {result['images']} images: ≤ {result['max_lsb_vs_litert_reference']} LSB (reference "
           f"kernels), ≤ {result['max_lsb_vs_xnnpack']} LSB (XNNPACK), top-1 agreement {result['top1_agreement']:.0%}")

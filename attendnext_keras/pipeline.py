@@ -21,7 +21,7 @@ from attendnext_keras import _io, data, preset_store, presets, provenance, regis
 from attendnext_keras.config import ModelConfig, RunConfig, save_config
 from attendnext_keras.deploy import conversion, litert
 from attendnext_keras.deploy.export import export
-from attendnext_keras.deploy.micro import MicroRunner, compare_with_litert, write_c_sources
+from attendnext_keras.deploy.micro import MicroRunner, compare_with_litert, strip_for_micro, write_c_sources
 from attendnext_keras.quantization import fine_tune
 from attendnext_keras.training import evaluate, train
 
@@ -154,20 +154,19 @@ def _evaluate(state: _Run, verbose):
 def _micro(state: _Run, verbose):
     cfg = state.config.micro
     mode = next(m for m in ("int8", "int8-ptq") if m in state.blobs)  # RunConfig checked there is one
-    blob = state.blobs[mode]
+    blob = strip_for_micro(state.blobs[mode]) if cfg.strip else state.blobs[mode]
     runner = MicroRunner(blob)
     images = data.calibration_images(state.val_source, state.size, count=min(cfg.images, state.val_source.num_examples),
                                      seed=1)
     state.micro = compare_with_litert(blob, images, runner=runner)
-    state.micro["mode"] = mode
+    state.micro.update(mode=mode, flash_bytes=len(blob), stripped=cfg.strip)
     tflm = litert.evaluate_tflite(blob, state.val_ds, runner=runner)
     c_dir = cfg.out_dir or state.path("tflite")
     os.makedirs(c_dir, exist_ok=True)
     state.micro["c_sources"] = write_c_sources(blob, c_dir, cfg.name, metadata=state.exports[mode].metadata,
                                                arena_bytes=state.micro["arena_bytes"], arena_margin=cfg.arena_margin,
                                                arena_usage=runner.arena_usage)
-    state.rows.append({"format": "TFLite int8 on TFLM", **_accuracy(tflm),
-                       "size_kib": state.exports[mode].report.size_bytes / 1024,
+    state.rows.append({"format": "TFLite int8 on TFLM", **_accuracy(tflm), "size_kib": len(blob) / 1024,
                        "arena_kib": state.micro["arena_bytes"] / 1024})
 
 

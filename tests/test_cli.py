@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from attendnext_keras.cli import build_parser, main
+from attendnext_keras.deploy.micro import read_c_array, strip_for_micro
 from conftest import REPO
 
 FLOWERS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
@@ -85,6 +86,12 @@ def test_micro_writes_c_sources(trained_run, tmp_path, capsys):
     assert "TFLite Micro arena:" in out and "top-1 agreement" in out
     assert re.search(r"DEPTHWISE_CONV_2D\s+\d+ ops\s+≤ [01] LSB", out)
     assert sorted(os.listdir(tmp_path)) == ["flowers.cc", "flowers.h", "flowers_op_resolver.h"]
+    exported = (trained_run / "model_int8.tflite").read_bytes()
+    array = read_c_array((tmp_path / "flowers.cc").read_text())
+    assert array == strip_for_micro(exported) and f"C array: {len(array):,} bytes ({len(exported):,} in" in out
+    assert main(["micro", "--model", str(trained_run / "model_int8.tflite"), "--images", "1", "--no-strip",
+                 "--out-dir", str(tmp_path / "kept")]) == 0
+    assert read_c_array((tmp_path / "kept" / "attendnext_model.cc").read_text()) == exported
 
 
 def test_export_int8_ptq_from_the_trained_model(trained_run, tmp_path, capsys):

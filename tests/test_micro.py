@@ -15,8 +15,9 @@ import pytest
 
 from attendnext_keras import data
 from attendnext_keras.deploy import litert
-from attendnext_keras.deploy.micro import (compare_ops_with_litert, compare_with_litert, model_ops, own_rounding_by_op,
-                                           read_c_array, resolver_method, write_c_sources)
+from attendnext_keras.deploy.micro import (MicroRunner, compare_ops_with_litert, compare_with_litert, model_ops,
+                                           own_rounding_by_op, read_c_array, resolver_method, strip_for_micro,
+                                           write_c_sources)
 
 IMAGES = 64  # held-out photographs compared (the README states the bounds for this set)
 
@@ -76,6 +77,28 @@ def test_the_run_summary_reports_the_same_comparison(trained_run, comparison):
     micro = summary["micro"]
     assert micro["images"] == IMAGES and micro["mode"] == "int8"
     assert micro["max_lsb_vs_litert_reference"] == comparison["max_lsb_vs_litert_reference"]
+
+
+def test_stripped_model_is_smaller_and_answers_bit_identically(trained_run, blob, images):
+    """What TFLM never reads goes (names: 30 % of this QAT model), what it computes stays, on both runtimes."""
+    stripped = strip_for_micro(blob)
+    assert len(stripped) < 0.8 * len(blob)
+    assert all(not t["name"] for t in litert.load_interpreter(stripped).get_tensor_details())
+    assert b"TFLITE_METADATA" in blob and b"TFLITE_METADATA" not in stripped and b"labels.txt" not in stripped
+    interpreters = [litert.load_interpreter(m) for m in (blob, stripped)]
+    runners = [MicroRunner(m) for m in (blob, stripped)]
+    detail = interpreters[0].get_input_details()[0]
+    for image in images[:16]:
+        x = litert.quantize_input(image[None], detail)
+        outputs = []
+        for interpreter in interpreters:
+            interpreter.set_tensor(detail["index"], x)
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+        np.testing.assert_array_equal(outputs[0], outputs[1])
+        np.testing.assert_array_equal(runners[0].run(x), runners[1].run(x))
+    micro = json.loads((trained_run / "summary.json").read_text())["micro"]
+    assert micro["stripped"] and micro["flash_bytes"] == len(stripped)  # the main job ships the stripped model
 
 
 def test_resolver_method_names():

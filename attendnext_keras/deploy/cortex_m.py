@@ -131,7 +131,7 @@ def _arena_text(budgets: dict) -> str:
 def format_part_budgets(budgets: dict, prefix: str = "") -> str:
     """`part_budgets` as text (printable ASCII; `prefix="// "` makes it a C comment)."""
     wrap = functools.partial(textwrap.wrap, width=112, subsequent_indent="  ")
-    lines = [*wrap(f"Flash: model data {budgets['model_data_bytes']:,} bytes = .tflite {budgets['tflite_bytes']:,} "
+    lines = [*wrap(f"Flash: model data {budgets['model_data_bytes']:,} bytes = flatbuffer {budgets['tflite_bytes']:,} "
                    f"(weights {budgets['weight_bytes']:,}) + length and class names."),
              *wrap(_arena_text(budgets)),
              *wrap("Parts: flash for the model data, the largest contiguous SRAM block for the arena; what is left "
