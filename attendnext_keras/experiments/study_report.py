@@ -18,6 +18,11 @@ PEER_FAMILIES = ("mobilenet_v3", "mobilenet_v2")
 FAMILY_NAMES = {"attendnext": "AttendNeXt", "mobilenet_v3": "MobileNetV3", "mobilenet_v2": "MobileNetV2",
                 "other": "other"}
 
+def _mean_std(summary, seeds, scale, spec, unit=""):
+    """"mean ± std", or the mean alone from one seed (a std of 0.0 would read as no noise)."""
+    mean = fmt_pct(summary["mean"]) if unit == "%" else format(scale * summary["mean"], spec)
+    return f"{mean} ± {format(scale * summary['std'], spec)}" if len(seeds) > 1 else mean
+
 
 def current_runs(results, stage) -> list:
     """The runs of a stage's current plan (its latest hashes): runs of an older recipe or data are never mixed in."""
@@ -112,7 +117,7 @@ def _front_section(front, latency, results) -> list:
     if not front:
         return ["## Models", "", "No front runs yet.", ""]
     rows = [[m, FAMILY_NAMES.get(s["family"], s["family"]), fmt_count(s["params"]), fmt_count(s["macs"]),
-             len(s["seeds"]), f"{fmt_pct(s['test']['mean'])} ± {100 * s['test']['std']:.1f}",
+             len(s["seeds"]), _mean_std(s["test"], s["seeds"], 100, ".1f", "%"),
              fmt_pct(s["selection"]["mean"]), *_latency_cells(latency, s["name"]),
              f"{s['shift']['mean']:.3f}"] for m, s in front.items()]
     return ["## Models", "",
@@ -176,7 +181,7 @@ def _ablation_section(arms, latency, config) -> list:
 
 
 def _ablation_row(s, default, latency, config):
-    cells = [s["arm"], f"{fmt_pct(s['test']['mean'])} ± {100 * s['test']['std']:.1f}"]
+    cells = [s["arm"], _mean_std(s["test"], s["seeds"], 100, ".1f", "%")]
     if default is None or s is default:
         cells += ["—", "—", "—", "—"]
     else:
@@ -187,11 +192,11 @@ def _ablation_row(s, default, latency, config):
                   f"{100 * boot['difference']:+.1f} [{100 * boot['ci95'][0]:+.1f}, {100 * boot['ci95'][1]:+.1f}]",
                   f"{boot['p_value']:.3f}"]
     return cells + [fmt_count(s["params"]), fmt_count(s["macs"]), _latency_cells(latency, s["name"])[0],
-                    f"{s['shift']['mean']:.3f} ± {s['shift']['std']:.3f}"]
+                    _mean_std(s["shift"], s["seeds"], 1, ".3f")]
 
 
 def _shift_section(front, arms) -> list:
-    rows = [[m, f"{s['shift']['mean']:.3f} ± {s['shift']['std']:.3f}", f"{s['feature_cosine']['mean']:.3f}"]
+    rows = [[m, _mean_std(s["shift"], s["seeds"], 1, ".3f"), f"{s['feature_cosine']['mean']:.3f}"]
             for m, s in {**front, **arms}.items()]
     if not rows:
         return []
