@@ -475,6 +475,7 @@ class StudyConfig(_Config):
     bootstrap_samples: int = 10_000
     latency_runs: int = 100
     latency_threads: tuple[int, ...] = (1, 2)
+    npu_estimates: Optional[str] = None  # a bench_vela.py vela.json: fronts and iso-accuracy on Arm Ethos-U too
 
     def validate(self):
         require(len(self.seeds) >= 1, "seeds", "needs at least one seed")

@@ -1,6 +1,7 @@
 """Arm Ethos-U estimates from Vela: AttendNeXt against MobileNetV3 and MobileNetV2 on the NPU, and where the cycles go.
 
-Every AttendNeXt registry variant and the peers mobilenet_v3_large, mobilenet_v3_small and mobilenet_v2 are built by
+Every AttendNeXt registry variant and the study's MobileNet peers (MobileNetV3-Large/Small at 1.0 and 0.75,
+MobileNetV2 at 1.0/0.75/0.5/0.35) are built by
 `attendnext_keras.registry.create_model` (random weights, 1000 classes, logits) at 224 px (microcontroller variants at
 their own size), converted to int8 by post-training quantization calibrated on uniform noise
 (`attendnext_keras.data.calibration_images(None, ...)`: latency and memory do not depend on the pixels), and compiled by
@@ -34,7 +35,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-PEERS = ("mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v2")
+# Every MobileNet of the study's front (config.FRONT_MODELS), so that the study can draw its fronts on the NPU too.
+PEERS = ("mobilenet_v3_large", "mobilenet_v3_large_075", "mobilenet_v3_small", "mobilenet_v3_small_075",
+         "mobilenet_v2", "mobilenet_v2_075", "mobilenet_v2_050", "mobilenet_v2_035")
 ACCELERATORS = ("ethos-u55-128", "ethos-u65-256")
 CALIBRATION_IMAGES = 32
 ZERO_MAC_OPS = ("Add", "Mul", "Sub", "MaxPool", "AvgPool", "Concat", "ResizeNearestNeighbor", "ResizeBilinear",

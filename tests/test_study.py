@@ -184,3 +184,25 @@ def test_recipe_options_added_later_keep_the_hash_at_their_neutral_value():
     before = study.run_hash(candidate, recipe, config, listing, 5)
     assert study.run_hash(candidate, recipe.replace(reference_batch_size=256), config, listing, 5) != before
     assert study.run_hash(candidate, recipe.replace(seed=7), config, listing, 5) == before  # seeds are per run
+
+
+def test_npu_iso_accuracy_uses_vela_estimates_without_cpu_fallbacks(tmp_path):
+    """Hand-worked: MobileNetV3 front (2 ms, 70 %) and (8 ms, 80 %); an AttendNeXt at 75 % needs the front's 4 ms
+    (halfway in log-latency), and runs in 1 ms wholly on the NPU: 4× faster. Its faster lowering with a CPU fallback
+    is not used, and a model estimated at another input size is not compared."""
+    def run(model, ms, size=224, cpu_ops=()):
+        return {"model": model, "input_size": size,
+                "vela": {"ethos-u55-128": {"inference_ms": ms, "cpu_ops": list(cpu_ops)}, "ethos-u65-256": None}}
+
+    path = tmp_path / "vela.json"
+    path.write_text(json.dumps({"runs": [run("ours", 1.0), run("ours", 0.5, cpu_ops=["DEPTH_TO_SPACE"]),
+                                         run("mini", 0.1, size=96), run("mnv3_s", 2.0), run("mnv3_l", 8.0)]}))
+    npu = study_report.load_npu_estimates(str(path))
+    assert npu["ours"] == {"input_size": 224, "ethos-u55-128": 1.0}
+    front = {m: {"name": m, "family": family, "test": {"mean": accuracy}} for m, family, accuracy in (
+        ("ours", "attendnext", 0.75), ("mini", "attendnext", 0.6), ("mnv3_s", "mobilenet_v3", 0.70),
+        ("mnv3_l", "mobilenet_v3", 0.80))}
+    ((model, family, iso),) = study_report.iso_accuracy_rows(front, npu, "ethos-u55-128")
+    assert (model, family) == ("ours", "mobilenet_v3")
+    assert iso["speedup"] == pytest.approx(4.0) and iso["front_latency"] == pytest.approx(4.0)
+    assert study_report.load_npu_estimates(str(tmp_path / "none.json")) == {}

@@ -64,6 +64,21 @@ def load_latency(out_dir) -> dict:
             for name, row in result["models"].items()}
 
 
+def load_npu_estimates(path) -> dict:
+    """{model: {accelerator: estimated ms}} from a `benchmarks/bench_vela.py` result: for each model the lowering
+    with the fewest CPU fallbacks (the NPU's own, for AttendNeXt), and only runs that Vela put wholly on the NPU
+    (a CPU op is counted by Vela, not timed, so a run with one would look faster than it is)."""
+    if not path or not os.path.exists(path):
+        return {}
+    out = {}
+    for run in _io.read_json(path, "Vela result")["runs"]:
+        for accelerator, estimate in run["vela"].items():
+            if estimate and not estimate["cpu_ops"]:
+                row = out.setdefault(run["model"], {"input_size": run["input_size"]})
+                row[accelerator] = min(row.get(accelerator, np.inf), estimate["inference_ms"])
+    return out
+
+
 def write_report(out_dir, config) -> dict:
     """Writes study.md, fronts.png and curves.png into `out_dir` from its results; returns the paths."""
     results = _io.read_json(os.path.join(out_dir, "results.json"), "Study results")
@@ -73,6 +88,7 @@ def write_report(out_dir, config) -> dict:
     lines = _header(results, config)
     lines += _front_section(front, latency, results)
     lines += _iso_section(front, latency, config)
+    lines += _npu_section(front, load_npu_estimates(config.npu_estimates))
     lines += _ablation_section(arms, latency, config)
     lines += _shift_section(front, arms)
     lines += _noise_section(front, arms)
@@ -134,15 +150,19 @@ def _points(front, latency, family, threads):
 
 
 def iso_accuracy_rows(front, latency, threads="1") -> list:
-    """[(AttendNeXt model, peer family, stats.iso_accuracy(...))] for every AttendNeXt model and peer front."""
+    """[(AttendNeXt model, peer family, stats.iso_accuracy(...))] for every AttendNeXt model and peer front, among
+    models timed at the same deployment size (micro, timed at its own 96 px, is not compared with 224-px peers)."""
     out = []
+    size = lambda model: latency[front[model]["name"]].get("input_size")  # noqa: E731
     for family in PEER_FAMILIES:
         points = _points(front, latency, family, threads)
         if not points:
             continue
         front_points = [points[i][:2] for i in stats.pareto_front([p[:2] for p in points])]
+        sizes = {size(p[2]) for p in points}
         for latency_ms, accuracy, model in _points(front, latency, "attendnext", threads):
-            out.append((model, family, stats.iso_accuracy((latency_ms, accuracy), front_points)))
+            if size(model) in sizes:
+                out.append((model, family, stats.iso_accuracy((latency_ms, accuracy), front_points)))
     return out
 
 
@@ -160,9 +180,31 @@ def _iso_section(front, latency, config) -> list:
             "For each AttendNeXt model: the latency the peer family's front needs to reach the same test accuracy "
             "(interpolated between front points in log-latency) ÷ the AttendNeXt latency — the paper's \"× faster at "
             "comparable accuracy\" — and the accuracy difference at equal latency. Outside the front's range the "
-            "speed-up is a bound (≥ or ≤). Best format of every model, on this machine.", "",
+            "speed-up is a bound (≥ or ≤). Best format of every model, on this machine. Only models timed at the "
+            "peers' deployment size are compared (not micro, timed at its own 96 px).", "",
             table(["AttendNeXt model", "against", "threads", "speed-up at equal accuracy", "front latency ms",
                    "accuracy gain at equal latency"], rows) if rows else "No AttendNeXt or peer model timed yet.", ""]
+
+
+def _npu_section(front, npu) -> list:
+    """The iso-accuracy table again, with Vela's estimated Arm Ethos-U latency in place of the CPU's."""
+    if not npu:
+        return []
+    accelerators = sorted({a for row in npu.values() for a in row if a != "input_size"})
+    rows = []
+    for accelerator in accelerators:
+        for model, family, iso in iso_accuracy_rows(front, npu, accelerator):
+            bound = {"at least": "≥ ", "at most": "≤ "}.get(iso["bound"], "")
+            gain = "—" if iso["accuracy_gain"] is None else f"{100 * iso['accuracy_gain']:+.1f} pt"
+            rows.append([model, FAMILY_NAMES[family], accelerator, fmt_ms(npu[front[model]["name"]][accelerator]),
+                         f"{bound}{iso['speedup']:.2f}×", f"{fmt_ms(iso['front_latency'])} ({iso['where']})", gain])
+    return ["## Iso-accuracy on Arm Ethos-U (Vela estimates)", "",
+            "The same computation with each model's estimated inference time on the NPU (int8, deployment size, "
+            "Vela's default system configuration; from `npu_estimates`, a `benchmarks/bench_vela.py` result): "
+            "estimates of the NPU part, not measurements on a board; models with a CPU fallback are left out.", "",
+            table(["AttendNeXt model", "against", "NPU", "AttendNeXt ms", "speed-up at equal accuracy",
+                   "front latency ms", "accuracy gain at equal latency"], rows)
+            if rows else "No AttendNeXt model and peer front with NPU estimates yet.", ""]
 
 
 def _ablation_section(arms, latency, config) -> list:
