@@ -4,13 +4,15 @@ and with the 5-class head of a flowers deployment.
 
     python benchmarks/bench_micro_budget.py
 
-Each model is converted to int8 by post-training quantization (16 calibration images of the embedded photographs;
-random weights: sizes and arenas do not depend on the weights) and loaded by the tflite-micro interpreter, which
+Each model is converted to int8 by post-training quantization (16 uniform-noise calibration images, random weights:
+sizes and arenas depend on neither) and loaded by the tflite-micro interpreter, which
 reports its arena (a 64-bit host measurement: `cortex_m.arena_on_32_bit` estimates a 32-bit target's). The .tflite
 bytes are split into the constant tensors (`litert.weight_bytes`), the tensor names, the quantization parameters
 (float32 scales and int64 zero points per tensor, per output channel for per-channel weights and biases) and the rest
 of the flatbuffer's structure, read with LiteRT's `flatbuffer_utils`. Flash is what `attendnext micro` ships: the
-flatbuffer without names, signatures and Support metadata (`deploy.micro.strip_for_micro`). Writes
+flatbuffer without names, signatures and Support metadata (`deploy.micro.strip_for_micro`); the C sources add its
+length, a pointer per class and the class names on top (`cortex_m.model_data_bytes`; ~4 KiB of pointers alone for
+1000 classes), which depend on the labels and are not counted here. Writes
 results/micro_budget.{json,md} with command, date and machine.
 """
 

@@ -34,7 +34,12 @@ def test_stages_add_up_to_the_whole_model(tiny_spec_file, capsys):
     profile = result["latency"]
     stages = profile["stages"]
     assert [s["stage"] for s in stages] == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
-    assert abs(profile["sum_of_stages_ms"] - profile["total_ms"]) <= 0.15 * profile["total_ms"]
+    # Stage times are differences of truncated models' medians, so they add up to the whole by construction; what
+    # can fail is the timing: a truncated model slower than the whole, or a stage clearly negative.
+    total = profile["total_ms"]
+    assert profile["sum_of_stages_ms"] == pytest.approx(total)
+    assert all(ms <= 1.15 * total + 0.02 for ms in profile["cut_ms"].values()), profile["cut_ms"]
+    assert all(s["ms"] >= -0.1 * total - 0.01 for s in stages), stages
     assert sum(s["macs"] for s in stages) == result["macs"] > 0
     assert profile["peak_gmacs"] > 1 and profile["threads"] == 1  # a 1×1 int8 conv runs at > 1 GMAC/s on any core
     text = lp.format_profile(profile)

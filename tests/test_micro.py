@@ -79,12 +79,23 @@ def test_the_run_summary_reports_the_same_comparison(trained_run, comparison):
     assert micro["max_lsb_vs_litert_reference"] == comparison["max_lsb_vs_litert_reference"]
 
 
+def _misaligned_buffers(model_content, alignment) -> int:
+    """How many non-empty weight buffers start off an `alignment`-byte boundary in the flatbuffer."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(bytearray(model_content), 0)
+    starts = [buffer._tab.Vector(buffer._tab.Offset(4)) for buffer in map(model.Buffers, range(model.BuffersLength()))
+              if buffer.DataLength() > 0]
+    return sum(start % alignment != 0 for start in starts)
+
+
 def test_stripped_model_is_smaller_and_answers_bit_identically(trained_run, blob, images):
     """What TFLM never reads goes (names: 30 % of this QAT model), what it computes stays, on both runtimes."""
     stripped = strip_for_micro(blob)
     assert len(stripped) < 0.8 * len(blob)
     assert all(not t["name"] for t in litert.load_interpreter(stripped).get_tensor_details())
     assert b"TFLITE_METADATA" in blob and b"TFLITE_METADATA" not in stripped and b"labels.txt" not in stripped
+    assert _misaligned_buffers(stripped, 4) == _misaligned_buffers(blob, 4) == 0  # int32 biases stay word-aligned
     interpreters = [litert.load_interpreter(m) for m in (blob, stripped)]
     runners = [MicroRunner(m) for m in (blob, stripped)]
     detail = interpreters[0].get_input_details()[0]

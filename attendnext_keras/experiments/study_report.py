@@ -5,6 +5,7 @@ paired statistics, shift consistency, validation curves and the noise floor. Inc
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -14,6 +15,7 @@ from attendnext_keras.experiments import ablations, stats
 from attendnext_keras.experiments.reports import (FAMILY_COLOURS, figure, fmt_count, fmt_ms, fmt_pct,
                                                   log_latency_axis, save_figure, table)
 
+logger = logging.getLogger(__name__)
 PEER_FAMILIES = ("mobilenet_v3", "mobilenet_v2")
 FAMILY_NAMES = {"attendnext": "AttendNeXt", "mobilenet_v3": "MobileNetV3", "mobilenet_v2": "MobileNetV2",
                 "other": "other"}
@@ -65,10 +67,15 @@ def load_latency(out_dir) -> dict:
 
 
 def load_npu_estimates(path) -> dict:
-    """{model: {accelerator: estimated ms}} from a `benchmarks/bench_vela.py` result: for each model the lowering
-    with the fewest CPU fallbacks (the NPU's own, for AttendNeXt), and only runs that Vela put wholly on the NPU
-    (a CPU op is counted by Vela, not timed, so a run with one would look faster than it is)."""
-    if not path or not os.path.exists(path):
+    """{model: {"input_size", accelerator: estimated ms}} from a `benchmarks/bench_vela.py` result, keeping for each
+    model and accelerator the fastest run that Vela put wholly on the NPU (a CPU op is counted by Vela, not timed, so
+    a run with one would look faster than it is; for AttendNeXt that is the NPU's own lowering). A model with CPU
+    fallbacks only is left out. A path that is set but missing is a warning, not an error: the report still writes."""
+    if not path:
+        return {}
+    if not os.path.exists(path):
+        logger.warning("study.npu_estimates: '%s' does not exist (paths are relative to the current folder); the "
+                       "report leaves out the Ethos-U tables", path)
         return {}
     out = {}
     for run in _io.read_json(path, "Vela result")["runs"]:
