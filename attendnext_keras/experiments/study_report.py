@@ -20,10 +20,18 @@ PEER_FAMILIES = ("mobilenet_v3", "mobilenet_v2")
 FAMILY_NAMES = {"attendnext": "AttendNeXt", "mobilenet_v3": "MobileNetV3", "mobilenet_v2": "MobileNetV2",
                 "other": "other"}
 
-def _mean_std(summary, seeds, scale, spec, unit=""):
+def _mean_std(summary, seeds, percent=False):
     """"mean ± std", or the mean alone from one seed (a std of 0.0 would read as no noise)."""
-    mean = fmt_pct(summary["mean"]) if unit == "%" else format(scale * summary["mean"], spec)
-    return f"{mean} ± {format(scale * summary['std'], spec)}" if len(seeds) > 1 else mean
+    mean = fmt_pct(summary["mean"]) if percent else f"{summary['mean']:.3f}"
+    std = f"{100 * summary['std']:.1f}" if percent else f"{summary['std']:.3f}"
+    return f"{mean} ± {std}" if len(seeds) > 1 else mean
+
+
+def _iso_cells(iso) -> list:
+    """Speed-up (a bound outside the front), front latency and accuracy gain of one `stats.iso_accuracy` row."""
+    bound = {"at least": "≥ ", "at most": "≤ "}.get(iso["bound"], "")
+    gain = "—" if iso["accuracy_gain"] is None else f"{100 * iso['accuracy_gain']:+.1f} pt"
+    return [f"{bound}{iso['speedup']:.2f}×", f"{fmt_ms(iso['front_latency'])} ({iso['where']})", gain]
 
 
 def current_runs(results, stage) -> list:
@@ -140,7 +148,7 @@ def _front_section(front, latency, results) -> list:
     if not front:
         return ["## Models", "", "No front runs yet.", ""]
     rows = [[m, FAMILY_NAMES.get(s["family"], s["family"]), fmt_count(s["params"]), fmt_count(s["macs"]),
-             len(s["seeds"]), _mean_std(s["test"], s["seeds"], 100, ".1f", "%"),
+             len(s["seeds"]), _mean_std(s["test"], s["seeds"], percent=True),
              fmt_pct(s["selection"]["mean"]), *_latency_cells(latency, s["name"]),
              f"{s['shift']['mean']:.3f}"] for m, s in front.items()]
     return ["## Models", "",
@@ -179,10 +187,7 @@ def _iso_section(front, latency, config) -> list:
     rows = []
     for threads in ("1", "2"):
         for model, family, iso in iso_accuracy_rows(front, latency, threads):
-            bound = {"at least": "≥ ", "at most": "≤ "}.get(iso["bound"], "")
-            gain = "—" if iso["accuracy_gain"] is None else f"{100 * iso['accuracy_gain']:+.1f} pt"
-            rows.append([model, FAMILY_NAMES[family], threads, f"{bound}{iso['speedup']:.2f}×",
-                         f"{fmt_ms(iso['front_latency'])} ({iso['where']})", gain])
+            rows.append([model, FAMILY_NAMES[family], threads, *_iso_cells(iso)])
     return ["## Iso-accuracy", "",
             "For each AttendNeXt model: the latency the peer family's front needs to reach the same test accuracy "
             "(interpolated between front points in log-latency) ÷ the AttendNeXt latency — the paper's \"× faster at "
@@ -201,10 +206,8 @@ def _npu_section(front, npu) -> list:
     rows = []
     for accelerator in accelerators:
         for model, family, iso in iso_accuracy_rows(front, npu, accelerator):
-            bound = {"at least": "≥ ", "at most": "≤ "}.get(iso["bound"], "")
-            gain = "—" if iso["accuracy_gain"] is None else f"{100 * iso['accuracy_gain']:+.1f} pt"
             rows.append([model, FAMILY_NAMES[family], accelerator, fmt_ms(npu[front[model]["name"]][accelerator]),
-                         f"{bound}{iso['speedup']:.2f}×", f"{fmt_ms(iso['front_latency'])} ({iso['where']})", gain])
+                         *_iso_cells(iso)])
     return ["## Iso-accuracy on Arm Ethos-U (Vela estimates)", "",
             "The same computation with each model's estimated inference time on the NPU (int8, deployment size, "
             "Vela's default system configuration; from `npu_estimates`, a `benchmarks/bench_vela.py` result): "
@@ -230,7 +233,7 @@ def _ablation_section(arms, latency, config) -> list:
 
 
 def _ablation_row(s, default, latency, config):
-    cells = [s["arm"], _mean_std(s["test"], s["seeds"], 100, ".1f", "%")]
+    cells = [s["arm"], _mean_std(s["test"], s["seeds"], percent=True)]
     if default is None or s is default:
         cells += ["—", "—", "—", "—"]
     else:
@@ -241,11 +244,11 @@ def _ablation_row(s, default, latency, config):
                   f"{100 * boot['difference']:+.1f} [{100 * boot['ci95'][0]:+.1f}, {100 * boot['ci95'][1]:+.1f}]",
                   f"{boot['p_value']:.3f}"]
     return cells + [fmt_count(s["params"]), fmt_count(s["macs"]), _latency_cells(latency, s["name"])[0],
-                    _mean_std(s["shift"], s["seeds"], 1, ".3f")]
+                    _mean_std(s["shift"], s["seeds"])]
 
 
 def _shift_section(front, arms) -> list:
-    rows = [[m, _mean_std(s["shift"], s["seeds"], 1, ".3f"), f"{s['feature_cosine']['mean']:.3f}"]
+    rows = [[m, _mean_std(s["shift"], s["seeds"]), f"{s['feature_cosine']['mean']:.3f}"]
             for m, s in {**front, **arms}.items()]
     if not rows:
         return []
