@@ -331,7 +331,7 @@ class MicroConfig(_Config):
     out_dir: Optional[str] = None  # default: <run out_dir>/tflite
     per_op: bool = False  # also compare op by op
     arena_margin: float = 0.1  # added to the measured arena in the generated header
-    strip: bool = True  # TFLM runs the model without names, signatures and Support metadata (micro.strip_for_micro)
+    strip: bool = True  # the C array without what TFLM never needs (micro.strip_for_micro)
 
     def validate(self):
         require(self.images >= 1, "images", f"must be at least 1, got {self.images}")

@@ -653,10 +653,11 @@ MICRO = [
        "`kTensorArenaSize`: the measured arena plus 10 %) and `<name>_op_resolver.h` (a "
        "`tflite::MicroMutableOpResolver` that registers exactly the model's ops). Add them to your build next to "
        "TensorFlow Lite Micro and follow `tflite/app/main.cc`.\n\n"
-       "The array is the model without what TFLM never reads: tensor names, signature definitions and the TFLite "
-       "Support metadata (`strip_for_micro`; the header carries the labels and the quantization instead). The outputs "
-       "stay bit-identical, and a small model loses up to a third of its flash. `attendnext micro` does the same "
-       "(`--no-strip` keeps everything)."),
+       "The array is the model without what TFLM never needs: tensor names, signature definitions, the TFLite "
+       "Support metadata (the header carries the labels and the quantization instead) and the zero point repeated for "
+       "every channel of per-channel weights, which TFLM reads from one value (`strip_for_micro`). The outputs "
+       "stay bit-identical, and a small model loses a quarter to a third of its flash. `attendnext micro` does "
+       "the same (`--no-strip` keeps everything)."),
     code('''
         c_dir = os.path.join(OUT_DIR, "tflite")
         os.makedirs(c_dir, exist_ok=True)

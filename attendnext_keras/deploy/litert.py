@@ -38,9 +38,8 @@ def load_interpreter(model_content: bytes, num_threads: int = 1, xnnpack: bool =
                 else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     try:
         with _first_delegate_quietly(xnnpack):
-            interpreter = litert.Interpreter(model_content=model_content, num_threads=num_threads,
-                                             experimental_op_resolver_type=resolver,
-                                             experimental_preserve_all_tensors=preserve_all_tensors)
+            interpreter = _interpreter(model_content, num_threads=num_threads, experimental_op_resolver_type=resolver,
+                                       experimental_preserve_all_tensors=preserve_all_tensors)
             interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         if "ethos-u" in str(error):
@@ -49,6 +48,32 @@ def load_interpreter(model_content: bytes, num_threads: int = 1, xnnpack: bool =
                              "the CPU.") from None
         raise
     return interpreter
+
+
+def _interpreter(model_content: bytes, **kwargs):
+    """litert.Interpreter over the model, also when it is in TFLite Micro's space-saving form (one zero point for a
+    per-channel tensor, `micro.strip_for_micro`), which LiteRT refuses: then over the same model with the zero point
+    repeated per channel, the value TFLM reads for every channel."""
+    try:
+        return litert.Interpreter(model_content=model_content, **kwargs)
+    except ValueError as error:
+        if "zero_point values and" not in str(error):
+            raise
+    return litert.Interpreter(model_content=expand_zero_points(model_content), **kwargs)
+
+
+def expand_zero_points(model_content: bytes) -> bytes:
+    """The model with every per-channel tensor's single zero point repeated once per scale (LiteRT's form)."""
+    from ai_edge_litert.tools import flatbuffer_utils  # deferred: only TFLM-form models need it
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_content))
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            q = tensor.quantization
+            if q is not None and q.scale is not None and q.zeroPoint is not None and len(q.zeroPoint) == 1 < len(
+                    q.scale):
+                q.zeroPoint = np.full(len(q.scale), q.zeroPoint[0], dtype=np.int64)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 _announced = []
@@ -71,7 +96,7 @@ def graph_ops(model_content: bytes) -> list:
     execution order, read without allocating tensors, so models with custom ops no kernel here runs (a Vela-compiled
     model's "ethos-u") can be listed too."""
     resolver = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interpreter = litert.Interpreter(model_content=check_tflite(model_content), experimental_op_resolver_type=resolver)
+    interpreter = _interpreter(check_tflite(model_content), experimental_op_resolver_type=resolver)
     names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
     outputs = {d["index"] for d in interpreter.get_output_details()}
     return [{"op": op["op_name"], "outputs": [names.get(int(t), "") for t in op["outputs"] if t >= 0],
