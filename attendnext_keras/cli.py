@@ -407,14 +407,14 @@ def cmd_evaluate(args):
     source = data.load_source(args.data or "default", args.split, args.data_dir, args.manual_dir)
     if args.model.endswith(".tflite"):
         from attendnext_keras.deploy import litert
-        from attendnext_keras.deploy.metadata import load_metadata
+        from attendnext_keras.deploy.metadata import find_metadata
 
         blob = litert.read_tflite(args.model)
         size = litert.input_size(blob)[0]
-        metadata = load_metadata(args.model)
+        metadata, _ = find_metadata(args.model, blob)
         if metadata is None:
-            logger.warning("%s has no metadata JSON beside it: its class names cannot be checked against the data.",
-                           args.model)
+            logger.warning("%s has no metadata (neither a JSON beside it nor inside it): its class names cannot be "
+                           "checked against the data.", args.model)
         data.check_classes(litert.output_classes(blob), (metadata or {}).get("class_names"), source, args.model)
         result = litert.evaluate_tflite(blob, data.make_dataset(source, size, args.batch_size, training=False))
     else:
@@ -486,7 +486,7 @@ def add_micro_parser(sub):
 def cmd_micro(args):
     from attendnext_keras import data
     from attendnext_keras.deploy import cortex_m, litert, micro
-    from attendnext_keras.deploy.metadata import load_metadata
+    from attendnext_keras.deploy.metadata import find_metadata
 
     cfg = _override(_load(args).micro, images=args.images, name=args.name, per_op=args.per_op or None,
                     strip=args.strip)
@@ -495,7 +495,7 @@ def cmd_micro(args):
         raise NotADirectoryError(f"--out-dir '{args.out_dir}' is a file, not a folder.")
     exported = litert.read_tflite(args.model)
     blob = micro.strip_for_micro(exported) if cfg.strip else exported
-    metadata = load_metadata(args.model)
+    metadata, _ = find_metadata(args.model, exported)  # the class names for the header
     source = data.load_source(args.data or "default", args.split, args.data_dir, args.manual_dir)
     images = data.calibration_images(source, litert.input_size(blob), count=min(cfg.images, source.num_examples))
     runner = micro.MicroRunner(blob)

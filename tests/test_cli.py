@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -89,9 +90,13 @@ def test_micro_writes_c_sources(trained_run, tmp_path, capsys):
     exported = (trained_run / "model_int8.tflite").read_bytes()
     array = read_c_array((tmp_path / "flowers.cc").read_text())
     assert array == strip_for_micro(exported) and f"C array: {len(array):,} bytes ({len(exported):,} in" in out
-    assert main(["micro", "--model", str(trained_run / "model_int8.tflite"), "--images", "1", "--no-strip",
+    alone = shutil.copy(trained_run / "model_int8.tflite", tmp_path / "alone.tflite")  # without its JSON
+    assert main(["micro", "--model", str(alone), "--images", "1", "--no-strip",
                  "--out-dir", str(tmp_path / "kept")]) == 0
-    assert read_c_array((tmp_path / "kept" / "attendnext_model.cc").read_text()) == exported
+    source = (tmp_path / "kept" / "attendnext_model.cc").read_text()
+    assert read_c_array(source) == exported
+    names = json.loads((trained_run / "model_int8.json").read_text())["class_names"]
+    assert len(names) == 5 and all(f'"{name}"' in source for name in names)  # read from inside the .tflite
 
 
 def test_export_int8_ptq_from_the_trained_model(trained_run, tmp_path, capsys):

@@ -15,6 +15,7 @@ from PIL import Image
 from attendnext_keras.deploy.export import export
 from attendnext_keras.deploy.litert import load_interpreter
 from attendnext_keras.deploy.metadata import load_metadata
+from attendnext_keras.deploy.micro import strip_for_micro
 from attendnext_keras.deploy.predictor import Prediction, Predictor, format_predictions, softmax
 from attendnext_keras.preprocessing import preprocess_image
 from conftest import REPO
@@ -196,11 +197,24 @@ def test_unreadable_images_are_named(exported, photos, tmp_path):
         predictor.predict([photos[0], np.zeros((5, 5, 2))])  # two channels: not an image
 
 
-def test_model_without_metadata(exported, photos, tmp_path, caplog):
-    """A .tflite alone: class_0… and crop_pct 0.875 with one warning, the output kind read from the graph; explicit
-    arguments stand in for the metadata; from_bytes with the metadata equals the file beside its JSON."""
+def test_model_copied_without_its_json_reads_the_metadata_inside(exported, photos, tmp_path, caplog):
+    """`export` packs the metadata JSON into the .tflite too: a model file copied alone keeps its class names."""
     result = exported["int8-ptq"]
     alone = shutil.copy(result.path, tmp_path / "alone.tflite")
+    caplog.clear()
+    predictor = Predictor(alone)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert predictor.metadata == result.metadata and predictor.class_names == CLASSES
+    assert predictor.predict(photos[:3]) == Predictor(result.path).predict(photos[:3])
+
+
+def test_model_without_metadata(exported, photos, tmp_path, caplog):
+    """A .tflite without metadata (neither beside it nor inside it): class_0… and crop_pct 0.875 with one warning,
+    the output kind read from the graph; explicit arguments stand in for the metadata; from_bytes with the metadata
+    equals the file beside its JSON."""
+    result = exported["int8-ptq"]
+    alone = tmp_path / "alone.tflite"  # the same model without its TFLite metadata (and in TFLM's compact form)
+    alone.write_bytes(strip_for_micro(pathlib.Path(result.path).read_bytes()))
     caplog.clear()
     bare = Predictor(alone)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

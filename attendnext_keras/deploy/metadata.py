@@ -11,6 +11,7 @@ import os
 
 from attendnext_keras import __version__, _io, _keras
 from attendnext_keras import preprocessing as preprocessing_module
+from attendnext_keras.deploy import tflite_metadata
 
 METADATA_FORMAT = "attendnext-tflite-metadata"
 METADATA_VERSION = 1
@@ -57,10 +58,30 @@ def load_metadata(model_path) -> dict | None:
     path = metadata_path(model_path)
     if not os.path.exists(path):
         return None
-    metadata = _io.read_json(path, "Metadata file")
+    return _checked(_io.read_json(path, "Metadata file"), f"'{path}'")
+
+
+def find_metadata(model_path, model_content: bytes) -> tuple[dict | None, str | None]:
+    """(metadata, where it was found) for a `.tflite` and its bytes: the JSON beside the file, else the copy that
+    `export` packs into the .tflite's standard TFLite metadata (`attendnext_keras.json`, `tflite_metadata.embed`),
+    so a model file copied alone keeps its class names and preprocessing; (None, None) when neither exists."""
+    metadata = load_metadata(model_path)
+    if metadata is not None:
+        return metadata, metadata_path(model_path)
+    where = f"the metadata inside '{os.fspath(model_path)}'"
+    try:
+        embedded = tflite_metadata.read(model_content, reader="builtin")
+    except ValueError as error:
+        raise ValueError(f"Cannot read {where}: {error}") from None
+    if embedded is None or embedded["export_metadata"] is None:
+        return None, None
+    return _checked(embedded["export_metadata"], where), where
+
+
+def _checked(metadata, where: str) -> dict:
     if not isinstance(metadata, dict) or metadata.get("format") != METADATA_FORMAT:
-        raise ValueError(f"'{path}' is not attendnext_keras metadata (expected \"format\": \"{METADATA_FORMAT}\").")
+        raise ValueError(f"{where} is not attendnext_keras metadata (expected \"format\": \"{METADATA_FORMAT}\").")
     if metadata.get("version", 0) > METADATA_VERSION:
-        raise ValueError(f"'{path}' has metadata version {metadata['version']}; this attendnext_keras reads up to "
+        raise ValueError(f"{where} has metadata version {metadata['version']}; this attendnext_keras reads up to "
                          f"{METADATA_VERSION}. Upgrade the package.")
     return metadata

@@ -19,7 +19,7 @@ from PIL import Image
 
 from attendnext_keras import preprocessing
 from attendnext_keras.deploy.litert import load_interpreter, quantize_input
-from attendnext_keras.deploy.metadata import METADATA_FORMAT, load_metadata, metadata_path
+from attendnext_keras.deploy.metadata import METADATA_FORMAT, find_metadata, load_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ class Predictor:
 
     Args:
         model_path: the `.tflite` file.
-        metadata: the metadata dict or the path of its JSON; default: the JSON beside the model, if there is one.
+        metadata: the metadata dict or the path of its JSON; default: the JSON beside the model, else the copy
+            `export` packs into the .tflite (its standard TFLite metadata), if there is one.
         class_names, crop_pct, output_kind: override or stand in for the metadata's.
         num_threads: threads for LiteRT's CPU kernels and XNNPACK (default 1).
         xnnpack: run on the XNNPACK delegate (LiteRT's default CPU path); False uses LiteRT's own kernels.
@@ -111,9 +112,8 @@ class Predictor:
         model_path = os.fspath(model_path)
         with open(model_path, "rb") as f:
             blob = f.read()
-        if metadata is None:
-            metadata = load_metadata(model_path)
-            metadata_source = metadata_path(model_path)
+        if metadata is None:  # looked up once the file has loaded as a model: beside it, else inside it
+            metadata, metadata_source = _IN_OR_BESIDE_FILE, None
         elif isinstance(metadata, (str, os.PathLike)):
             metadata_source = os.fspath(metadata)
             if not os.path.exists(metadata_source):
@@ -160,6 +160,8 @@ class Predictor:
                 raise ValueError(f"{_quote(source)} has an {np.dtype(detail['dtype']).name} tensor "
                                  f"'{detail['name']}' without a quantization scale.")
         classes = out_shape[1]
+        if metadata is _IN_OR_BESIDE_FILE:
+            metadata, metadata_source = find_metadata(source, blob)
         if metadata is not None:
             if not isinstance(metadata, dict):
                 raise TypeError(f"`metadata` must be a dict, a JSON path or None. Received: {type(metadata).__name__}")
@@ -330,6 +332,9 @@ class Predictor:
     def __repr__(self):
         return (f"Predictor(input_size={self._input_size}, classes={self.num_classes}, "
                 f"input={np.dtype(self._input['dtype']).name}, output={self._output_kind}, crop_pct={self._crop_pct})")
+
+
+_IN_OR_BESIDE_FILE = object()
 
 
 def _quote(source):
