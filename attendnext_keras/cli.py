@@ -475,7 +475,7 @@ def add_micro_parser(sub):
     p.add_argument("--no-strip", dest="strip", action="store_false", default=None,
                    help="Write the .tflite as it is (by default the C array drops the tensor names, signatures and "
                         "TFLite Support metadata TFLM never reads and keeps one zero point per per-channel tensor, "
-                        "TFLM's space-saving form: a quarter to a third of a small model's flash).")
+                        "TFLM's space-saving form: a quarter to nearly half of a small model's flash).")
     p.add_argument("--layout", choices=("arduino", "cmake"), default=None,
                    help="Also write a project around the C sources: arduino, an Arduino library (arduino/<name>/ "
                         "with library.properties, src/ and an example sketch); cmake, a CMakeLists.txt with a "

@@ -100,6 +100,10 @@ def test_stripped_model_is_smaller_and_answers_bit_identically(trained_run, blob
     scales = [t.quantization for t in graph.tensors if t.quantization and t.quantization.scale is not None]
     per_channel = [q for q in scales if len(q.scale) > 1]
     assert len(per_channel) > 20 and all(list(q.zeroPoint) == [0] for q in per_channel)
+    quantization = [[t.quantization and (t.quantization.scale, t.quantization.zeroPoint) for t in graph.tensors]
+                    for graph in (flatbuffer_utils.convert_bytearray_to_object(bytearray(m)).subgraphs[0]
+                                  for m in (blob, litert.expand_zero_points(stripped)))]
+    np.testing.assert_equal(*quantization)  # LiteRT's form back: every scale and zero point of the .tflite
     assert b"TFLITE_METADATA" in blob and b"TFLITE_METADATA" not in stripped and b"labels.txt" not in stripped
     assert _misaligned_buffers(stripped, 4) == _misaligned_buffers(blob, 4) == 0  # int32 biases stay word-aligned
     interpreters = [litert.load_interpreter(m) for m in (blob, stripped)]

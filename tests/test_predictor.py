@@ -1,17 +1,20 @@
 """Predictor: an exported .tflite + metadata → top-k labels with LiteRT, NumPy and Pillow only; bad input."""
 
 import ast
+import io
 import json
 import pathlib
 import shutil
 import re
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from attendnext_keras.deploy import tflite_metadata
 from attendnext_keras.deploy.export import export
 from attendnext_keras.deploy.litert import load_interpreter
 from attendnext_keras.deploy.metadata import load_metadata
@@ -206,6 +209,34 @@ def test_model_copied_without_its_json_reads_the_metadata_inside(exported, photo
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
     assert predictor.metadata == result.metadata and predictor.class_names == CLASSES
     assert predictor.predict(photos[:3]) == Predictor(result.path).predict(photos[:3])
+    blob = pathlib.Path(result.path).read_bytes()
+    assert Predictor.from_bytes(blob).class_names == CLASSES  # in memory too
+    beside = {**result.metadata, "class_names": ["a", "b", "c", "d", "e"]}
+    (tmp_path / "alone.json").write_text(json.dumps(beside))
+    assert Predictor(alone).class_names == ["a", "b", "c", "d", "e"]  # the JSON beside the model wins
+
+
+def _with_packed_json(blob: bytes, text: str) -> bytes:
+    """The model with its packed files replaced by one attendnext_keras.json holding `text`."""
+    stream = io.BytesIO(blob[:tflite_metadata._zip_start(blob)])
+    stream.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(stream, "a") as archive:
+        archive.writestr(tflite_metadata.EXPORT_METADATA_FILE, text)
+    return stream.getvalue()
+
+
+def test_unreadable_metadata_inside_the_model_is_named(exported, tmp_path):
+    blob = pathlib.Path(exported["int8-ptq"].path).read_bytes()
+    cases = {"not JSON": ("{not json", r"attendnext_keras.json is not JSON"),
+             "too new": (json.dumps({**exported["int8-ptq"].metadata, "version": 99}), "metadata version 99"),
+             "another format": (json.dumps({"format": "other"}), "is not attendnext_keras metadata"),
+             "another model": (json.dumps({**exported["int8-ptq"].metadata, "input_size": [96, 96]}),
+                               r"does not describe.*input size.*changed after export")}
+    for name, (text, message) in cases.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.tflite"
+        path.write_bytes(_with_packed_json(blob, text))
+        with pytest.raises(ValueError, match=rf"the metadata inside '{path}'.*{message}"):
+            Predictor(path)
 
 
 def test_model_without_metadata(exported, photos, tmp_path, caplog):

@@ -656,7 +656,7 @@ MICRO = [
        "The array is the model without what TFLM never needs: tensor names, signature definitions, the TFLite "
        "Support metadata (the header carries the labels and the quantization instead) and the zero point repeated for "
        "every channel of per-channel weights, which TFLM reads from one value (`strip_for_micro`). The outputs "
-       "stay bit-identical, and a small model loses a quarter to a third of its flash. `attendnext micro` does "
+       "stay bit-identical, and a small model loses a quarter to nearly half of its flash. `attendnext micro` does "
        "the same (`--no-strip` keeps everything)."),
     code('''
         c_dir = os.path.join(OUT_DIR, "tflite")

@@ -64,18 +64,18 @@ def load_metadata(model_path) -> dict | None:
 def find_metadata(model_path, model_content: bytes) -> tuple[dict | None, str | None]:
     """(metadata, where it was found) for a `.tflite` and its bytes: the JSON beside the file, else the copy that
     `export` packs into the .tflite's standard TFLite metadata (`attendnext_keras.json`, `tflite_metadata.embed`),
-    so a model file copied alone keeps its class names and preprocessing; (None, None) when neither exists."""
-    metadata = load_metadata(model_path)
-    if metadata is not None:
-        return metadata, metadata_path(model_path)
-    where = f"the metadata inside '{os.fspath(model_path)}'"
+    so a model file copied alone keeps its class names and preprocessing; (None, None) when neither exists.
+    `model_path` None: the bytes only (a model in memory)."""
+    if model_path is not None:
+        metadata = load_metadata(model_path)
+        if metadata is not None:
+            return metadata, metadata_path(model_path)
+    where = "the metadata inside " + ("the model" if model_path is None else f"'{os.fspath(model_path)}'")
     try:
-        embedded = tflite_metadata.read(model_content, reader="builtin")
+        embedded = tflite_metadata.export_metadata(model_content)
     except ValueError as error:
         raise ValueError(f"Cannot read {where}: {error}") from None
-    if embedded is None or embedded["export_metadata"] is None:
-        return None, None
-    return _checked(embedded["export_metadata"], where), where
+    return (None, None) if embedded is None else (_checked(embedded, where), where)
 
 
 def _checked(metadata, where: str) -> dict:

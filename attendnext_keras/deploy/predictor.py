@@ -93,8 +93,10 @@ class Predictor:
     dequantized with the interpreter's own scale and zero point (which must agree with the metadata); logits become
     probabilities by softmax. The model has batch size 1, so a batch is run one image at a time.
 
-    Without metadata (a `.tflite` alone, or `from_bytes` without it) pass `class_names` and `crop_pct`; otherwise
-    the classes are called "class_0", "class_1", …, crop_pct is 0.875, and one logged warning says so. The output
+    The metadata is the JSON `export` writes beside the model, else the copy it packs inside the `.tflite` (so a
+    model file copied alone keeps it). Without either (`--no-embed-metadata`, a model from elsewhere) pass
+    `class_names` and `crop_pct`; otherwise the classes are called "class_0", "class_1", …, crop_pct is 0.875, and
+    one logged warning says so. The output
     kind is read from the graph (a final SOFTMAX means probabilities) unless `output_kind` is given. Explicit
     arguments take precedence over the metadata.
 
@@ -113,7 +115,7 @@ class Predictor:
         with open(model_path, "rb") as f:
             blob = f.read()
         if metadata is None:  # looked up once the file has loaded as a model: beside it, else inside it
-            metadata, metadata_source = _IN_OR_BESIDE_FILE, None
+            metadata, metadata_source = _FindMetadata(model_path), None
         elif isinstance(metadata, (str, os.PathLike)):
             metadata_source = os.fspath(metadata)
             if not os.path.exists(metadata_source):
@@ -126,15 +128,18 @@ class Predictor:
 
     @classmethod
     def from_bytes(cls, model_content: bytes, metadata: dict | None = None, **kwargs) -> "Predictor":
-        """A Predictor over a flatbuffer in memory; `metadata` is the export's metadata dict (or None). Keyword
-        arguments as for the constructor."""
+        """A Predictor over a flatbuffer in memory; `metadata` is the export's metadata dict (default: the copy
+        packed inside the model, if any). Keyword arguments as for the constructor."""
         self = cls.__new__(cls)
+        source = "the metadata given"
+        if metadata is None:  # the copy packed inside the model, if there is one
+            metadata, source = _FindMetadata(None), None
         options = {"class_names": None, "crop_pct": None, "output_kind": None, "num_threads": 1, "xnnpack": True}
         unknown = set(kwargs) - set(options)
         if unknown:
             raise TypeError(f"Predictor.from_bytes() got unexpected keyword arguments: {sorted(unknown)}")
         options.update(kwargs)
-        self._setup(model_content, "the model given", metadata, "the metadata given", **options)
+        self._setup(model_content, "the model given", metadata, source, **options)
         return self
 
     def _setup(self, blob, source, metadata, metadata_source, class_names, crop_pct, output_kind, num_threads,
@@ -160,8 +165,8 @@ class Predictor:
                 raise ValueError(f"{_quote(source)} has an {np.dtype(detail['dtype']).name} tensor "
                                  f"'{detail['name']}' without a quantization scale.")
         classes = out_shape[1]
-        if metadata is _IN_OR_BESIDE_FILE:
-            metadata, metadata_source = find_metadata(source, blob)
+        if isinstance(metadata, _FindMetadata):
+            metadata, metadata_source = find_metadata(metadata.model_path, blob)
         if metadata is not None:
             if not isinstance(metadata, dict):
                 raise TypeError(f"`metadata` must be a dict, a JSON path or None. Received: {type(metadata).__name__}")
@@ -230,8 +235,10 @@ class Predictor:
         if kind is not None and kind not in OUTPUT_KINDS:
             problems.append(f"output kind {kind!r} (expected one of {OUTPUT_KINDS})")
         if problems:
+            hint = ("Was the model changed after export?" if metadata_source.startswith("the metadata inside")
+                    else "Is it the JSON of another export?")
             raise ValueError(f"{where} does not describe {_quote(source)}: it gives " + "; ".join(problems)
-                             + ". Is it the JSON of another export?")
+                             + f". {hint}")
 
     @property
     def metadata(self) -> dict | None:
@@ -334,7 +341,10 @@ class Predictor:
                 f"input={np.dtype(self._input['dtype']).name}, output={self._output_kind}, crop_pct={self._crop_pct})")
 
 
-_IN_OR_BESIDE_FILE = object()
+@dataclasses.dataclass
+class _FindMetadata:
+    """Placeholder for metadata still to be found beside `model_path` (None: a model in memory) or inside the model."""
+    model_path: str | None
 
 
 def _quote(source):

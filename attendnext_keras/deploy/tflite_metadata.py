@@ -36,6 +36,7 @@ import json
 import math
 import struct
 import zipfile
+import zlib
 
 from attendnext_keras import _io
 
@@ -283,8 +284,21 @@ def _packed_files(model_content: bytes) -> dict:
     try:
         with zipfile.ZipFile(io.BytesIO(model_content)) as archive:
             return {info.filename: archive.read(info) for info in archive.infolist()}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError, zlib.error):
         return {}
+
+
+def export_metadata(model_content: bytes):
+    """The attendnext_keras JSON that `embed` packs into a model (parsed), or None when the model carries none; only
+    that file is read, so a model from elsewhere with metadata this module cannot read gives None, not an error.
+    Raises ValueError when the file is there but is not JSON."""
+    packed = _packed_files(_check_model(model_content)).get(EXPORT_METADATA_FILE)
+    if packed is None:
+        return None
+    try:
+        return json.loads(packed.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"its packed {EXPORT_METADATA_FILE} is not JSON ({error})") from None
 
 
 def _zip_start(model_content: bytes) -> int | None:
