@@ -453,9 +453,10 @@ def _ir(filters, expansion=4.0):
 
 
 # Candidates for a paper-scale family (issue 15), in the accuracy study's queue. What the profile of `base` shows
-# (`attendnext profile --arch attendnext_base --latency`): its 56×56 and 28×28 stages take over half the int8 time at
-# 6–11 % of this CPU's peak int8 MAC rate (depthwise convolutions, condensing and concatenations move memory, not
-# MACs), while its 7×7 stage runs near 70 % of the peak; and 75 % of its parameters sit in the classifier head. So the
+# (`attendnext profile --arch attendnext_base --latency`; benchmarks/results/latency_profile.md, 2026-12-01): its stem
+# and 56×56 / 28×28 stages take 66 % of the int8 time at 9–25 % of this CPU's peak int8 MAC rate (depthwise
+# convolutions, condensing and concatenations move memory, not MACs), while its 14×14 and 7×7 stages run at about
+# half the peak; and 75 % of its parameters sit in the classifier head. So the
 # candidates keep two columns early (the paper's columnar rule), put their capacity into 14×14 and 7×7 inverted
 # residuals, and drop the head's hidden layer (global pooling → classes), so that their parameters sit in the
 # backbone. Their accuracy and latency against the MobileNets come from the study, not from here.
