@@ -643,7 +643,8 @@ def add_study_parser(sub):
     _data_args(p)
     p.add_argument("--stage", choices=configs.STUDY_STAGES, default=None,
                    help=f"front (train the models), ablations (train the arms of --ablation-base), latency (time every "
-                        f"studied model), report (rewrite the outputs) (default: "
+                        f"studied model), report (rewrite the outputs), all (front, ablations, then latency; "
+                        f"resumable like each of them) (default: "
                         f"{_default(configs.StudyConfig, 'stage')}).")
     p.add_argument("--models", nargs="+", default=None, metavar="NAME",
                    help="Front models: names from `attendnext models` or spec .json files (default: the AttendNeXt "

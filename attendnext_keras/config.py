@@ -450,7 +450,9 @@ class ExploreConfig(_Config):
                 "latency_runs, threads and calibration_images must be at least 1")
 
 
-STUDY_STAGES = ("front", "ablations", "latency", "report")
+STUDY_STAGES = ("front", "ablations", "latency", "report", "all")
+STUDY_RUN_ORDER = ("front", "ablations", "latency")
+"""What stage "all" runs, in order (each writes the report)."""
 FRONT_MODELS = ("attendnext_base", "attendnext_small", "attendnext_micro", "mobilenet_v3_large",
                 "mobilenet_v3_large_075", "mobilenet_v3_small", "mobilenet_v3_small_075", "mobilenet_v2",
                 "mobilenet_v2_075", "mobilenet_v2_050", "mobilenet_v2_035", "attendnext_large", "attendnext_medium",
@@ -463,7 +465,7 @@ class StudyConfig(_Config):
     several seeds, chosen on the selection half of the held-out split and scored on the test half (a `test/` folder,
     or `test_split`, replaces the halves); then latency at deployment size, fronts, iso-accuracy and ablations."""
 
-    stage: Literal["front", "ablations", "latency", "report"] = "front"
+    stage: Literal["front", "ablations", "latency", "report", "all"] = "front"
     models: tuple[str, ...] = FRONT_MODELS  # the front stage's models (registry names or spec .json files)
     ablation_base: str = "attendnext_base"  # the spec the ablations change one choice of
     seeds: tuple[int, ...] = (0, 1, 2)

@@ -173,6 +173,15 @@ def test_latency_stage_times_the_front_before_it_is_trained(tmp_path, monkeypatc
         study._latency_stage(StudyConfig(models=(), stage="ablations", out_dir=str(tmp_path)), {"runs": []})
 
 
+def test_stage_all_runs_front_ablations_then_latency(tmp_path, monkeypatch):
+    stages = []
+    monkeypatch.setattr(study, "_train_stage", lambda config, *args: stages.append(config.stage))
+    monkeypatch.setattr(study, "_latency_stage", lambda config, results: stages.append(config.stage))
+    monkeypatch.setattr(study.study_report, "write_report", lambda out_dir, config: stages.append("report"))
+    study.run_study(_config(tmp_path, stage="all"), DataConfig(), RECIPE, verbose=0)
+    assert stages == ["front", "report", "ablations", "report", "latency", "report"]
+
+
 def test_recipe_options_added_later_keep_the_hash_at_their_neutral_value():
     """A new TrainConfig option (reference_batch_size) at the value that trains as before leaves the run hash as it
     was, so runs trained before it existed are still found; set to anything else, it makes a new entry."""

@@ -34,7 +34,7 @@ import warnings
 import numpy as np
 
 from attendnext_keras import _io, _keras, data, profiling, provenance, registry
-from attendnext_keras.config import BenchmarkConfig, DataConfig, StudyConfig, TrainConfig
+from attendnext_keras.config import STUDY_RUN_ORDER, BenchmarkConfig, DataConfig, StudyConfig, TrainConfig
 from attendnext_keras.experiments import ablations, benchmark, benchmark_report, shift, study_report
 from attendnext_keras.saving import load_model
 from attendnext_keras.specs import get_spec, save_spec
@@ -180,7 +180,12 @@ def find_run(results, label, seed, digest, name=None):
 
 
 def run_study(config: StudyConfig, data_config: DataConfig, recipe: TrainConfig, verbose: int = 1) -> dict:
-    """Runs one stage of the study into `config.out_dir` and rewrites its reports; returns the results."""
+    """Runs one stage of the study into `config.out_dir` and rewrites its reports; returns the results. Stage "all"
+    runs front, ablations and latency in turn (`STUDY_RUN_ORDER`): the whole study in one resumable command."""
+    if config.stage == "all":
+        for stage in STUDY_RUN_ORDER:
+            results = run_study(config.replace(stage=stage), data_config, recipe, verbose)
+        return results
     out_dir = config.out_dir
     with _io.folder_lock(out_dir, "study"):
         results = load_results(out_dir)
