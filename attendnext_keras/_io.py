@@ -98,6 +98,13 @@ def write_json(path, value, indent: int = 1) -> str:
     return write_atomic(path, json.dumps(value, indent=indent, ensure_ascii=False, default=_jsonable) + "\n")
 
 
+def write_result(folder, stem: str, record: dict, markdown: str) -> None:
+    """A benchmark's result pair, `<stem>.json` (the record) and `<stem>.md` (the report), each written atomically."""
+    os.makedirs(folder, exist_ok=True)
+    write_json(os.path.join(folder, f"{stem}.json"), record)
+    write_atomic(os.path.join(folder, f"{stem}.md"), markdown)
+
+
 def _jsonable(value):
     item = getattr(value, "item", None)  # NumPy scalars and 0-d arrays
     if callable(item):

@@ -97,13 +97,10 @@ def main(argv=None):
     rates = {name: rate for name, (_, rate, _) in measured.items()}
     rows = [_row(name, size, rate, rates, epochs) for name, (size, rate, epochs) in measured.items()]
     machine = saved["machine"] if args.from_json else provenance.machine_info()  # where the rates were measured
-    os.makedirs(args.out, exist_ok=True)
-    _io.write_json(os.path.join(args.out, "imagenet_throughput.json"),
-                   {"machine": machine, "args": vars(args), "epochs": base.train.epochs,
-                    "published_8gpu_images_per_s": GLUONCV_8GPU, "gpu_exponent": round(gpu_exponent(rates), 3),
-                    "rows": rows})
     text = _markdown(rows, machine, args, base, gpu_exponent(rates))
-    _io.write_atomic(os.path.join(args.out, "imagenet_throughput.md"), text)
+    _io.write_result(args.out, "imagenet_throughput", {
+        "machine": machine, "args": vars(args), "epochs": base.train.epochs,
+        "published_8gpu_images_per_s": GLUONCV_8GPU, "gpu_exponent": round(gpu_exponent(rates), 3), "rows": rows}, text)
     print(text)
     return 0
 

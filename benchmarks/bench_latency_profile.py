@@ -60,11 +60,8 @@ def main(argv=None):
         profiles.append({**latency_profile(model, threads=args.threads, runs=args.runs), "model": name})
         print(format_profile(profiles[-1]), file=sys.stderr)
     machine = provenance.machine_info()
-    os.makedirs(args.out, exist_ok=True)
-    _io.write_json(os.path.join(args.out, "latency_profile.json"),
-                   {"machine": machine, "args": vars(args), "profiles": profiles})
     text = markdown(profiles, machine)
-    _io.write_atomic(os.path.join(args.out, "latency_profile.md"), text)
+    _io.write_result(args.out, "latency_profile", {"machine": machine, "args": vars(args), "profiles": profiles}, text)
     print(text)
     return 0
 

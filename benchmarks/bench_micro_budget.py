@@ -110,12 +110,9 @@ def main(argv=None):
         print(f"{args.model} {args.input_size}px {classes} classes: {rows[-1]['c_array_bytes']:,} B, arena "
               f"{rows[-1]['arena_bytes']:,} B", file=sys.stderr)
     machine = provenance.machine_info()
-    os.makedirs(args.out, exist_ok=True)
-    _io.write_json(os.path.join(args.out, "micro_budget.json"), {"machine": machine, "args": vars(args),
-                                                                 "goals": {"arena_bytes": ARENA_GOAL,
-                                                                           "flash_bytes": FLASH_GOAL}, "rows": rows})
     text = markdown(rows, machine)
-    _io.write_atomic(os.path.join(args.out, "micro_budget.md"), text)
+    _io.write_result(args.out, "micro_budget", {"machine": machine, "args": vars(args), "goals": {
+        "arena_bytes": ARENA_GOAL, "flash_bytes": FLASH_GOAL}, "rows": rows}, text)
     print(text)
     return 0
 
