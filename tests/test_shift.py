@@ -52,14 +52,25 @@ def test_crops_are_the_requested_windows():
         shift.crop_pairs(images[:, :20, :20], 16, 8)
 
 
-def test_keras_predictor_reads_features_before_global_pooling():
+def test_keras_predictor_reads_features_before_the_last_global_pooling():
     import keras
 
     image = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(4, 3, padding="same", name="features")(image)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="early")(image)
+    gate = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)  # squeeze-and-excitation pools early maps too
+    x = keras.layers.Multiply()([x, keras.layers.Activation("sigmoid")(gate)])
+    x = keras.layers.Conv2D(6, 3, strides=2, padding="same", name="features")(x)
     model = keras.Model(image, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
     scores, features = shift.keras_predictor(model)(_images(2, 16))
-    assert scores.shape == (2, 2) and features.shape == (2, 16, 16, 4)
+    assert scores.shape == (2, 2) and features.shape == (2, 8, 8, 6)
     flat = keras.Model(image, keras.layers.Dense(2)(keras.layers.Flatten()(image)))
     with pytest.raises(ValueError, match="no global pooling layer"):
-        shift.feature_layer(flat)
+        shift.pooling_layer(flat)
+
+
+def test_mobilenet_v3_features_are_its_last_map_not_a_squeeze_excitation_input():
+    from attendnext_keras import registry
+
+    model = registry.create_model("mobilenet_v3_small", input_size=32, classes=5)
+    _, features = shift.keras_predictor(model)(_images(1, 32))
+    assert features.shape == (1, 1, 1, 576)  # the 576-channel map the head pools (version 1 read a 16-channel SE input)

@@ -9,7 +9,7 @@ import pytest
 
 from attendnext_keras import data
 from attendnext_keras.config import DataConfig, StudyConfig, TrainConfig
-from attendnext_keras.experiments import ablations, study, study_report
+from attendnext_keras.experiments import ablations, shift, study, study_report
 
 RECIPE = TrainConfig(batch_size=50, learning_rate=3e-3)
 MODELS = []  # the tiny AttendNeXt's spec file (a study takes spec files as models) and a registry peer
@@ -57,6 +57,21 @@ def test_a_rerun_skips_finished_runs(studied, monkeypatch):
     monkeypatch.setattr(study, "train_one", never)
     results = study.run_study(_config(out), DataConfig(), RECIPE, verbose=0)
     assert len(results["runs"]) == 4
+
+
+def test_an_older_shift_measurement_is_taken_again_from_the_kept_model(studied, monkeypatch):
+    out, _ = studied
+    path = out / "results.json"
+    saved = json.loads(path.read_text())
+    measured = [dict(run["shift"]) for run in saved["runs"]]
+    assert {m["measure_version"] for m in measured} == {shift.MEASURE_VERSION}
+    saved["runs"][0]["shift"] = {"consistency": -1.0, "measure_version": 1}
+    del saved["runs"][1]["shift"]["measure_version"]  # results written before versions were stored
+    path.write_text(json.dumps(saved))
+    monkeypatch.setattr(study, "train_one", lambda *a, **k: pytest.fail("trained a finished run again"))
+    results = study.run_study(_config(out), DataConfig(), RECIPE, verbose=0)
+    assert [run["shift"] for run in results["runs"]] == measured  # the same model and crops: the same figures
+    assert [run["shift"] for run in json.loads(path.read_text())["runs"]] == measured
 
 
 def test_a_changed_recipe_is_a_new_entry_never_mixed(studied, tmp_path):

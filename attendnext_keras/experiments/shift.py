@@ -3,7 +3,8 @@ keeps its answer when the image moves by a few pixels, the property anti-aliased
 
 For each test image, evaluated at `size + max_shift` pixels, two `size` × `size` crops are cut at offsets (dx, dy)
 drawn uniformly from [0, max_shift)²: consistency is the fraction of images whose top-1 class is the same for both
-crops; the feature measure is the mean cosine similarity of the two crops' last feature maps before global pooling.
+crops; the feature measure is the mean cosine similarity of the two crops' feature maps where the classifier pools
+them (the input of the model's *last* global pooling: MobileNetV3's squeeze-and-excitation blocks pool too).
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+
+MEASURE_VERSION = 2
+"""Stored with every result; raised when what is measured changes (2, 2026-12-02: features read before the *last*
+global pooling, not the first: version 1 read MobileNetV3's first squeeze-and-excitation input, a 12×12×72 map)."""
 
 from attendnext_keras import _keras
 
@@ -43,21 +48,22 @@ def shift_consistency(predict, images, size: int, max_shift: int = 16, seed: int
             cosines.append(np.where(norms > 0, (fa * fb).sum(1) / np.maximum(norms, 1e-30), 1.0))
     same = np.concatenate(same)
     return {"consistency": float(same.mean()), "images": int(same.size), "max_shift": max_shift,
-            "feature_cosine": float(np.concatenate(cosines).mean()) if cosines else None}
+            "feature_cosine": float(np.concatenate(cosines).mean()) if cosines else None,
+            "measure_version": MEASURE_VERSION}
 
 
-def feature_layer(model):
-    """The last tensor before the model's global pooling (the feature map the classifier pools)."""
-    for layer in model.layers:
+def pooling_layer(model):
+    """The model's last global pooling layer: its input is the feature map the classifier pools."""
+    for layer in reversed(model.layers):
         if type(layer).__name__ in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
-            return layer.input
+            return layer
     raise ValueError(f"Model '{model.name}' has no global pooling layer to read features before.")
 
 
 def keras_predictor(model):
     """`predict` for `shift_consistency` from a Keras classifier: its outputs and its pre-pooling features."""
     K = _keras.get_keras(_keras.flavour_of(model))
-    both = K.Model(model.inputs, [model.outputs[0], feature_layer(model)])
+    both = K.Model(model.inputs, [model.outputs[0], pooling_layer(model).input])
 
     def predict(images):
         with warnings.catch_warnings():  # keras.applications models list their one input; Keras warns on a tensor

@@ -254,8 +254,10 @@ def _shift_section(front, arms) -> list:
         return []
     return ["## Shift consistency", "",
             "Zhang (2019): the fraction of test images whose top-1 class is the same for two crops offset by random "
-            "(dx, dy) in [0, 16) px; and the mean cosine similarity of the two crops' feature maps before global "
-            "pooling. Mean ± std over seeds.", "", table(["model", "consistency", "feature cosine"], rows), ""]
+            "(dx, dy) in [0, 16) px; and the mean cosine similarity of the two crops' feature maps where the "
+            "classifier pools them (the input of the last global pooling). Mean ± std over seeds. The cosine "
+            "compares arms of one architecture (the ablations); across families it also reflects the activation "
+            "(ReLU maps are non-negative, so their cosines start high).", "", table(["model", "consistency", "feature cosine"], rows), ""]
 
 
 def noise_floor(summaries) -> dict:
