@@ -69,6 +69,24 @@ def test_iso_accuracy_by_hand():
     assert stats.accuracy_at_latency(front, 5.0) is None
 
 
+def test_front_margins_by_hand():
+    peers = [(1.0, 0.60), (4.0, 0.80)]
+    ours = [(0.5, 0.65), (2.0, 0.72), (8.0, 0.90)]
+    # Our 2 ms point against the peers' 0.70 there (halfway in log-latency); their 1 ms point against ours at 1 ms
+    # (halfway between 0.5 and 2 ms: 0.685); their 4 ms point against ours at 4 ms (halfway between 2 and 8: 0.81);
+    # our 8 ms point against their best (4 ms, 0.80: a budget of 8 ms runs it too).
+    margins = stats.front_margins(ours, peers)
+    assert [lat for lat, _ in margins] == [1.0, 2.0, 4.0, 8.0]  # at 0.5 ms the peers have no model
+    assert [m for _, m in margins] == pytest.approx([0.085, 0.02, 0.01, 0.10])
+    assert stats.front_margins(peers, ours)[0][1] == pytest.approx(-0.085)
+    # One model faster and more accurate than the whole front: above it at every peer point.
+    dominating = stats.front_margins([(0.5, 0.9)], peers)
+    assert [lat for lat, _ in dominating] == [1.0, 4.0] and [m for _, m in dominating] == pytest.approx([0.3, 0.1])
+    [(lat, margin)] = stats.front_margins([(10.0, 0.5)], peers)  # slower and less accurate than their best
+    assert lat == 10.0 and margin == pytest.approx(-0.3)
+    assert stats.accuracy_at_latency(peers, 5.0) is None and stats.accuracy_at_latency(peers, 5.0, beyond=True) == 0.8
+
+
 def test_kendall_tau_and_ranking_stability_by_hand():
     assert stats.kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
     assert stats.kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0

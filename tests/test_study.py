@@ -230,3 +230,31 @@ def test_npu_iso_accuracy_uses_vela_estimates_without_cpu_fallbacks(tmp_path):
     assert (model, family) == ("ours", "mobilenet_v3")
     assert iso["speedup"] == pytest.approx(4.0) and iso["front_latency"] == pytest.approx(4.0)
     assert study_report.load_npu_estimates(str(tmp_path / "none.json")) == {}
+
+
+def _summary(name, family, accuracy, examples=100):
+    right = round(accuracy * examples)
+    return {"name": name, "family": family, "test": {"mean": accuracy}, "examples": examples,
+            "correct": [[1] * right + [0] * (examples - right)]}
+
+
+def test_goal_verdicts_by_hand():
+    """AttendNeXt front (1 ms, 76 %), (2 ms, 80 %); MobileNetV3-Large 80 % at 8 ms: 4× at its accuracy (1 thread);
+    MobileNetV3-Small 70 % at 1.5 ms, below the whole front: ≥ 1.5×. MobileNetV2 (1.2 ms, 70 %), (4 ms, 78 %): the
+    smallest margin is at 4 ms, where AttendNeXt's 2-ms model gives 80 %: +2 pt. With 2 threads MobileNetV3-Large
+    runs in 3 ms and AttendNeXt needs 1.2 ms: 2.5×, short of 3×."""
+    models = (("attendnext_base", "attendnext", 0.80, 2.0, 1.2), ("attendnext_fast", "attendnext", 0.76, 1.0, 0.6),
+              ("mobilenet_v3_large", "mobilenet_v3", 0.80, 8.0, 3.0),
+              ("mobilenet_v3_small", "mobilenet_v3", 0.70, 1.5, 1.0),
+              ("mobilenet_v2", "mobilenet_v2", 0.78, 4.0, 2.0), ("mobilenet_v2_050", "mobilenet_v2", 0.70, 1.2, 0.8))
+    front = {m: _summary(m, family, accuracy) for m, family, accuracy, _, _ in models}
+    latency = {m: {"1": one, "2": two, "input_size": 224} for m, _, _, one, two in models}
+    rows = study_report.goal_rows(front, latency, StudyConfig(bootstrap_samples=200))
+    assert rows[0][-1] == "met"  # base 80 % = MobileNetV3-Large 80 %
+    speed = [r for r in rows if "× faster" in r[0]]  # 1 thread (Large, Small), then 2 threads
+    assert [r[2].split(" (")[0] for r in speed] == ["4.00×", "≥ 1.50×", "2.50×", "≥ 1.67×"]
+    assert [r[-1] for r in speed] == ["met", "met", "missed (83% of the goal)", "met"]
+    above = [r for r in rows if "MobileNetV2" in r[0]]
+    assert above[0][2] == "+2.0 pt at worst (3 points, 1.20–4.00 ms)" and above[0][-1] == "met"
+    front["attendnext_base"] = _summary("attendnext_base", "attendnext", 0.78)  # 2 pt below on 100 images: a tie
+    assert study_report.goal_rows(front, latency, StudyConfig(bootstrap_samples=200))[0][-1] == "met: a tie, and faster"

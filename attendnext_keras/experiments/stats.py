@@ -114,9 +114,12 @@ def latency_at_accuracy(front, accuracy: float):
     return front[0][0], "at point"  # a one-point front with exactly this accuracy
 
 
-def accuracy_at_latency(front, latency: float):
-    """The accuracy a front reaches at `latency` (interpolated in log-latency); None outside its latency range."""
+def accuracy_at_latency(front, latency: float, beyond: bool = False):
+    """The accuracy a front reaches at `latency` (interpolated in log-latency); None outside its latency range, or
+    with `beyond`, its best accuracy above that range (a larger budget can still run its slowest model)."""
     front = sorted(front)
+    if front and beyond and latency > front[-1][0]:
+        return front[-1][1]
     if not front or latency < front[0][0] or latency > front[-1][0]:
         return None
     for (l0, a0), (l1, a1) in zip(front, front[1:]):
@@ -137,6 +140,17 @@ def iso_accuracy(model_point, front) -> dict:
     return {"front_latency": needed, "where": where, "speedup": needed / latency,
             "bound": {"above front": "at least", "below front": "at most"}.get(where),
             "accuracy_gain": None if at_latency is None else accuracy - at_latency}
+
+
+def front_margins(front_a, front_b) -> list:
+    """[(latency, accuracy of front a − accuracy of front b)] at every point of either front ([(latency, accuracy)])
+    where the other front has a model at that latency or faster (beyond its slowest point a front keeps its best
+    accuracy), sorted by latency: how far front a is above front b wherever both can run. Both fronts are piecewise
+    linear in log-latency and flat beyond, so the smallest margin is at one of these points."""
+    at = lambda front, lat: accuracy_at_latency(front, lat, beyond=True)  # noqa: E731
+    out = [(lat, acc - other) for lat, acc in front_a if (other := at(front_b, lat)) is not None]
+    out += [(lat, mine - acc) for lat, acc in front_b if (mine := at(front_a, lat)) is not None]
+    return sorted(out)
 
 
 def kendall_tau(a, b) -> float:

@@ -103,6 +103,7 @@ def write_report(out_dir, config) -> dict:
     lines = _header(results, config)
     lines += _front_section(front, latency, results)
     lines += _iso_section(front, latency, config)
+    lines += _goals_section(front, latency, config)
     lines += _npu_section(front, load_npu_estimates(config.npu_estimates))
     lines += _ablation_section(arms, latency, config)
     lines += _shift_section(front, arms)
@@ -196,6 +197,103 @@ def _iso_section(front, latency, config) -> list:
             "peers' deployment size are compared (not micro, timed at its own 96 px).", "",
             table(["AttendNeXt model", "against", "threads", "speed-up at equal accuracy", "front latency ms",
                    "accuracy gain at equal latency"], rows) if rows else "No AttendNeXt or peer model timed yet.", ""]
+
+
+# The family's goals (issue 15): the headline model (`ablation_base`) at or above MobileNetV3-Large's accuracy (a tie
+# counts only if it is also faster); the AttendNeXt front this many times faster than a peer at the peer's accuracy;
+# and the AttendNeXt front above MobileNetV2's wherever their latencies overlap.
+ACCURACY_PEER = "mobilenet_v3_large"
+SPEED_GOALS = (("mobilenet_v3_large", 3.0), ("mobilenet_v3_small", 1.2))
+ABOVE_FAMILY = "mobilenet_v2"
+
+
+def _family_front(front, latency, family, threads, size):
+    points = [p for p in _points(front, latency, family, threads) if latency[front[p[2]]["name"]]["input_size"] == size]
+    return [points[i] for i in stats.pareto_front([p[:2] for p in points])]
+
+
+def _noise(accuracy, front):
+    """Two standard errors of one accuracy on the test half: what the split alone cannot tell apart."""
+    return stats.TIE_STANDARD_ERRORS * stats.split_standard_error(accuracy, next(iter(front.values()))["examples"])
+
+
+def _accuracy_goal(front, latency, config):
+    base, peer = front.get(config.ablation_base), front.get(ACCURACY_PEER)
+    if base is None or peer is None:
+        return None
+    diff = base["test"]["mean"] - peer["test"]["mean"]
+    boot = stats.paired_bootstrap(base["correct"], peer["correct"], config.bootstrap_samples)
+    tie = not boot["significant"]
+    faster = base["name"] in latency and peer["name"] in latency and \
+        latency[base["name"]]["1"] < latency[peer["name"]]["1"]
+    verdict = ("met" if diff >= 0 else "met: a tie, and faster" if tie and faster
+               else f"missed by {100 * -diff:.1f} pt" + (" (a tie, but not faster)" if tie else ""))
+    measured = (f"{fmt_pct(base['test']['mean'])} vs {fmt_pct(peer['test']['mean'])}: {100 * diff:+.1f} pt "
+                f"(bootstrap 95 % [{100 * boot['ci95'][0]:+.1f}, {100 * boot['ci95'][1]:+.1f}])")
+    return [f"{config.ablation_base} at or above {ACCURACY_PEER}'s test top-1", "—", measured, "≥ 0 pt or a tie "
+            "and faster", verdict]
+
+
+def _speed_goal(front, latency, peer, target, threads):
+    s = front.get(peer)
+    if s is None or s["name"] not in latency:
+        return None
+    size = latency[s["name"]]["input_size"]
+    ours = [p[:2] for p in _family_front(front, latency, "attendnext", threads, size)]
+    if not ours:
+        return None
+    accuracy, peer_ms = s["test"]["mean"], latency[s["name"]][threads]
+    needed, where = stats.latency_at_accuracy(ours, accuracy)
+    goal = f"AttendNeXt front at {peer}'s accuracy ({fmt_pct(accuracy)}), × faster than it"
+    if where == "above front":  # no AttendNeXt model reaches it: a tie counts at the most accurate one
+        gap = accuracy - ours[-1][1]
+        tie = gap < _noise(accuracy, front)
+        measured = f"not reached: best {fmt_pct(ours[-1][1])} ({100 * -gap:+.1f} pt); {peer_ms / needed:.2f}× there"
+        met = tie and peer_ms / needed >= target
+        return [goal, threads, measured, f"≥ {target}×", ("met at a tie in accuracy" if met else "missed")]
+    bound = "≥ " if where == "below front" else ""
+    speedup = peer_ms / needed
+    verdict = "met" if speedup >= target else f"missed ({speedup / target:.0%} of the goal)"
+    return [goal, threads, f"{bound}{speedup:.2f}× ({fmt_ms(needed)} vs {fmt_ms(peer_ms)} ms)", f"≥ {target}×",
+            verdict]
+
+
+def _front_goal(front, latency, threads):
+    sizes = {row["input_size"] for row in latency.values()}
+    size = 224 if 224 in sizes else max(sizes)
+    ours = [p[:2] for p in _family_front(front, latency, "attendnext", threads, size)]
+    theirs = [p[:2] for p in _family_front(front, latency, ABOVE_FAMILY, threads, size)]
+    if not ours or not theirs:
+        return None
+    margins = stats.front_margins(ours, theirs)
+    goal = f"AttendNeXt front above the {FAMILY_NAMES[ABOVE_FAMILY]} front wherever both have a model"
+    if not margins:
+        return [goal, threads, "no overlap in latency", "≥ 0 pt", "—"]  # theirs all faster than ours
+    low = min(m for _, m in margins)
+    verdict = ("met" if low >= 0 else "met within the noise" if -low < _noise(theirs[0][1], front)
+               else f"missed by {100 * -low:.1f} pt")
+    return [goal, threads, f"{100 * low:+.1f} pt at worst ({len(margins)} points, "
+                           f"{fmt_ms(margins[0][0])}–{fmt_ms(margins[-1][0])} ms)", "≥ 0 pt", verdict]
+
+
+def goal_rows(front, latency, config) -> list:
+    """[goal, threads, measured, target, verdict] for each of the family's goals the results can answer."""
+    rows = [_accuracy_goal(front, latency, config)]
+    for threads in ("1", "2"):
+        rows += [_speed_goal(front, latency, peer, target, threads) for peer, target in SPEED_GOALS]
+        rows.append(_front_goal(front, latency, threads))
+    return [r for r in rows if r is not None]
+
+
+def _goals_section(front, latency, config) -> list:
+    rows = goal_rows(front, latency, config) if front and latency else []
+    if not rows:
+        return []
+    return ["## Goals", "",
+            "The family's goals, from the tables above (mean test top-1 over seeds; best-format latency at 224 px). "
+            "A tie: a difference inside the noise (the paired bootstrap's 95 % interval holds 0, or under two "
+            "standard errors of one accuracy on the test half).", "",
+            table(["goal", "threads", "measured", "target", "verdict"], rows), ""]
 
 
 def _npu_section(front, npu) -> list:
