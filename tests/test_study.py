@@ -74,6 +74,59 @@ def test_an_older_shift_measurement_is_taken_again_from_the_kept_model(studied, 
     assert [run["shift"] for run in json.loads(path.read_text())["runs"]] == measured
 
 
+def test_runs_under_the_legacy_hash_move_to_the_name_free_one_with_their_folders(studied, monkeypatch):
+    """Runs trained before 2026-12-02 were keyed by a hash that also covered the model's name."""
+    out, _ = studied
+    candidate = study.Candidate(label=MODELS[0], name=MODELS[0], family="attendnext")
+    digest, legacy = study.run_hashes(candidate, RECIPE, _config(out), study.load_study_data(DataConfig()), 5)
+    assert digest != legacy
+    saved = json.loads((out / "results.json").read_text())
+    for run in saved["runs"]:
+        if run["model"] == MODELS[0]:
+            assert run["hash"] == digest
+            run["hash"] = legacy
+            folder = study._run_dir(str(out), MODELS[0], run["seed"], digest)
+            os.replace(folder, folder.replace(digest, legacy))
+    (out / "results.json").write_text(json.dumps(saved))
+    monkeypatch.setattr(study, "train_one", lambda *a, **k: pytest.fail("trained a finished run again"))
+    results = study.run_study(_config(out), DataConfig(), RECIPE, verbose=0)
+    assert [r["hash"] for r in results["runs"] if r["model"] == MODELS[0]] == [digest, digest]
+    for seed in (0, 1):
+        assert os.path.isdir(study._run_dir(str(out), MODELS[0], seed, digest))
+        assert not os.path.exists(study._run_dir(str(out), MODELS[0], seed, legacy))
+
+
+def test_a_renamed_model_keeps_its_runs(studied, tmp_path, monkeypatch):
+    out, _ = studied
+    spec = json.loads(open(MODELS[0]).read())
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps({**spec, "name": "renamed", "description": "the same architecture"}))
+    monkeypatch.setattr(study, "train_one", lambda *a, **k: pytest.fail("trained a renamed model again"))
+    results = study.run_study(_config(out, models=(str(renamed), MODELS[1])), DataConfig(), RECIPE, verbose=0)
+    assert [r["model"] for r in results["runs"]] == [str(renamed), MODELS[1]] * 2
+    results = study.run_study(_config(out), DataConfig(), RECIPE, verbose=0)  # and back
+    assert [r["model"] for r in results["runs"]] == MODELS * 2
+
+
+def test_the_ablations_default_arm_is_the_front_run_recorded_again(monkeypatch, tmp_path):
+    monkeypatch.setattr(ablations, "single_column", lambda spec, size, classes=1000: spec.replace(name="one"))
+    config = StudyConfig(models=("attendnext_micro",), input_size=32, epochs=1, ablation_base="attendnext_micro")
+    listing = study.StudyData(train=None, select=None, test=None, listing_hash="abc", description={})
+    front = study.candidates(config, None)[0]
+    default = next(c for c in study.candidates(config.replace(stage="ablations"), str(tmp_path))
+                   if c.arm == "default")
+    digest = study.run_hash(front, RECIPE, config, listing, 5)
+    assert study.run_hash(default, RECIPE, config, listing, 5) == digest
+    results = {"runs": [{"model": front.label, "name": front.name, "seed": 0, "hash": digest, "stage": "front",
+                         "test_top1": 0.5}]}
+    assert study.find_run(results, default.label, 0, digest, default.name, "ablations") is None
+    shared = study._share_run(results, default, 0, digest, "ablations")
+    assert (shared["model"], shared["arm"], shared["stage"], shared["shared_from"]) == (default.label, "default",
+                                                                                        "ablations", "front")
+    assert study.find_run(results, front.label, 0, digest, stage="front")["model"] == front.label  # not relabelled
+    assert study.find_run(results, default.label, 0, digest, stage="ablations") is shared
+
+
 def test_a_changed_recipe_is_a_new_entry_never_mixed(studied, tmp_path):
     out, _ = studied
     copy = tmp_path / "copy"

@@ -12,10 +12,12 @@ made), the test half is only ever reported. A `test/` folder (or `test_split`) r
 test top-1, which test images it got right (for paired statistics), the selection curve, parameters and MACs, training
 time, and the shift consistency of its best model (`experiments.shift`).
 
-Resumption. `DIR/results.json` holds one entry per (model, seed) with a hash of the model's architecture, the recipe,
-the input size, the epochs and the data listing. A rerun skips entries whose hash matches; a killed run continues from
-its last epoch checkpoint in `DIR/runs/` (git-ignored); a changed recipe or data listing gives a new hash, so its runs
-are new entries, never mixed with the old (reports use the current hash only). One process at a time holds `DIR`.
+Resumption. `DIR/results.json` holds one entry per (model, seed) with a hash of the model's architecture (not its
+name: a renamed model keeps its runs), the recipe, the input size, the epochs and the data listing. A rerun skips
+entries whose hash matches; a killed run continues from its last epoch checkpoint in `DIR/runs/` (git-ignored); a
+changed recipe or data listing gives a new hash, so its runs are new entries, never mixed with the old (reports use the
+current hash only). A run one stage already trained (the ablations' default arm is a front model) is recorded again
+for the other, not trained twice. One process at a time holds `DIR`.
 """
 
 from __future__ import annotations
@@ -121,18 +123,30 @@ LATER_RECIPE_FIELDS = {"reference_batch_size": None}
 
 
 def run_hash(candidate: Candidate, recipe: TrainConfig, config: StudyConfig, study_data: StudyData, classes) -> str:
-    """The hash of what makes a run: architecture, recipe (without the seed), input size, epochs, data listing."""
+    """The hash of what makes a run: architecture (not the model's name), recipe (without the seed), input size,
+    epochs, data listing."""
+    return run_hashes(candidate, recipe, config, study_data, classes)[0]
+
+
+def run_hashes(candidate: Candidate, recipe: TrainConfig, config: StudyConfig, study_data: StudyData,
+               classes) -> tuple:
+    """(hash, legacy hash): the legacy hash (runs trained until 2026-12-02) also covered the model's own name, so a
+    renamed model lost its runs; `_rekey_legacy` moves those runs to the hash without it."""
     keras = _keras.get_keras("keras")
     keras.backend.clear_session()  # Keras names unnamed layers by a global counter: start it afresh for each build
-    model = candidate.build(config.input_size, classes)
-    architecture = hashlib.sha256(json.dumps(_architecture(json.loads(model.to_json())), sort_keys=True)
-                                  .encode()).hexdigest()
+    described = _architecture(json.loads(candidate.build(config.input_size, classes).to_json()))
+    keras.backend.clear_session()
+    unnamed = {**described, "config": {k: v for k, v in described["config"].items() if k != "name"}}
     recipe_values = {k: v for k, v in recipe.to_dict().items() if k not in ("seed", "epochs")  # both set per run
                      and not (k in LATER_RECIPE_FIELDS and v == LATER_RECIPE_FIELDS[k])}
-    material = {"architecture": architecture, "recipe": recipe_values, "input_size": config.input_size,
-                "epochs": config.epochs, "data": study_data.listing_hash, "protocol": PROTOCOL}
-    keras.backend.clear_session()
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+    def digest(architecture):
+        material = {"architecture": hashlib.sha256(json.dumps(architecture, sort_keys=True).encode()).hexdigest(),
+                    "recipe": recipe_values, "input_size": config.input_size, "epochs": config.epochs,
+                    "data": study_data.listing_hash, "protocol": PROTOCOL}
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+    return digest(unnamed), digest(described)
 
 
 def _architecture(value):
@@ -167,13 +181,47 @@ def _save(out_dir, results):
     _io.write_json(results_path(out_dir), results)
 
 
-def find_run(results, label, seed, digest, name=None):
-    """The finished run of (architecture hash, seed), whatever its model was called: a renamed model is the same
-    run, and takes its new label (and registry name) here."""
-    run = next((r for r in results["runs"] if r["seed"] == seed and r["hash"] == digest), None)
+def find_run(results, label, seed, digest, name=None, stage=None):
+    """The finished run of (architecture hash, seed) in `stage` (any stage if None), whatever its model was called:
+    a renamed model is the same run, and takes its new label (and registry name) here."""
+    run = next((r for r in results["runs"] if r["seed"] == seed and r["hash"] == digest
+                and stage in (None, r.get("stage"))), None)
     if run is not None and run["model"] != label:
         run["model"], run["name"] = label, name or run["name"]
     return run
+
+
+def _share_run(results, candidate, seed, digest, stage):
+    """A run another stage already trained with the same architecture, recipe and seed (the ablations' default arm
+    is a front model): recorded again under this stage's label, not trained twice. Returns it, or None."""
+    other = next((r for r in results["runs"] if r["seed"] == seed and r["hash"] == digest), None)
+    if other is None:
+        return None
+    shared = {**other, "model": candidate.label, "name": candidate.name, "family": candidate.family,
+              "arm": candidate.arm, "stage": stage, "shared_from": other.get("shared_from", other.get("stage"))}
+    results["runs"].append(shared)
+    return shared
+
+
+def _rekey_legacy(out_dir, results, keyed) -> int:
+    """Moves runs stored under a legacy hash (`run_hashes`) to the current one, with their run folders (a killed
+    run's checkpoints too), so that a model renamed later keeps them. `keyed`: [(candidate, seed, hash, legacy
+    hash)]. Returns how many finished runs moved."""
+    moved = 0
+    for candidate, seed, digest, legacy in keyed:
+        if digest == legacy:
+            continue
+        folder, target = _run_dir(out_dir, candidate.label, seed, legacy), _run_dir(out_dir, candidate.label, seed,
+                                                                                     digest)
+        if os.path.isdir(folder) and not os.path.exists(target):
+            os.replace(folder, target)
+        run = next((r for r in results["runs"] if r["seed"] == seed and r["hash"] == legacy), None)
+        if run is not None and not any(r["seed"] == seed and r["hash"] == digest for r in results["runs"]):
+            run["hash"] = digest
+            moved += 1
+    if moved:
+        logger.info("study: %d runs moved to the name-free architecture hash", moved)
+    return moved
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -202,18 +250,24 @@ def _train_stage(config, data_config, recipe, results, verbose):
     study_data = load_study_data(data_config, config.test_split)
     classes = study_data.train.num_classes
     todo = candidates(config, config.out_dir)
-    hashes = {c.label: run_hash(c, recipe, config, study_data, classes) for c in todo}
+    keyed = {c.label: run_hashes(c, recipe, config, study_data, classes) for c in todo}
     # Seed-major order: every model's first seed before any second seed, so a partial study already has a front.
-    plan = [(c, seed, hashes[c.label]) for seed in config.seeds for c in todo]
+    plan = [(c, seed, keyed[c.label][0]) for seed in config.seeds for c in todo]
+    _rekey_legacy(config.out_dir, results, [(c, s, d, keyed[c.label][1]) for c, s, d in plan])
     results["study"] = {"data": study_data.description, "recipe": recipe.to_dict(), "input_size": config.input_size,
                         "epochs": config.epochs}
     results.setdefault("plans", {})[config.stage] = [[c.label, seed, digest] for c, seed, digest in plan]
     _save(config.out_dir, results)
-    done = sum(find_run(results, c.label, s, d, c.name) is not None for c, s, d in plan)
+    done = sum(find_run(results, c.label, s, d, c.name, config.stage) is not None for c, s, d in plan)
     _refresh_measurements(config, results, study_data, plan)
     logger.info("study %s: %d of %d runs done; %d to train", config.stage, done, len(plan), len(plan) - done)
     for i, (candidate, seed, digest) in enumerate(plan, 1):
-        if find_run(results, candidate.label, seed, digest, candidate.name) is not None:
+        if find_run(results, candidate.label, seed, digest, candidate.name, config.stage) is not None:
+            continue
+        if _share_run(results, candidate, seed, digest, config.stage) is not None:
+            _save(config.out_dir, results)
+            logger.info("[%d/%d] %s, seed %d: the same run as in another stage, not trained again", i, len(plan),
+                        candidate.label, seed)
             continue
         logger.info("[%d/%d] %s, seed %d", i, len(plan), candidate.label, seed)
         entry = train_one(candidate, seed, digest, config, data_config, recipe, study_data, verbose)
@@ -226,7 +280,7 @@ def _train_stage(config, data_config, recipe, results, verbose):
 def _refresh_measurements(config, results, study_data, plan):
     """Measures finished runs again whose shift measurement is older than `shift.MEASURE_VERSION`, from the best
     model their run folder kept (training is not repeated); runs whose folder is gone keep their old values."""
-    stale = [run for c, s, d in plan if (run := find_run(results, c.label, s, d)) is not None
+    stale = [run for c, s, d in plan if (run := find_run(results, c.label, s, d, stage=config.stage)) is not None
              and run.get("shift", {}).get("measure_version", 1) < shift.MEASURE_VERSION]
     for run in stale:
         found = glob.glob(os.path.join(config.out_dir, "runs", f"*__seed{run['seed']}__{run['hash']}", "best.keras"))
