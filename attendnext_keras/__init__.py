@@ -16,7 +16,7 @@ import sys
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "attendnext_keras.models": ("AttendNeXt", "AttendNeXtBase", "AttendNeXtSmall", "AttendNeXtMicro",
+    "attendnext_keras.models": ("AttendNeXt", "AttendNeXtBase", "AttendNeXtSmall", "AttendNeXtMicro", "AttendNeXtMedium",
                                 "feature_extractor", "feature_info", "preprocess_input"),
     "attendnext_keras.registry": ("list_models", "create_model", "model_info", "register_model", "ModelInfo"),
     "attendnext_keras.specs": ("VARIANTS", "ModelSpec", "StageSpec", "ColumnSpec", "BlockSpec", "DCACSpec",

@@ -453,10 +453,11 @@ class ExploreConfig(_Config):
 STUDY_STAGES = ("front", "ablations", "latency", "report", "all")
 STUDY_RUN_ORDER = ("front", "ablations", "latency")
 """What stage "all" runs, in order (each writes the report)."""
-FRONT_MODELS = ("attendnext_base", "attendnext_small", "attendnext_micro", "mobilenet_v3_large",
+FRONT_MODELS = ("attendnext_base_v0", "attendnext_small_v0", "attendnext_micro", "mobilenet_v3_large",
                 "mobilenet_v3_large_075", "mobilenet_v3_small", "mobilenet_v3_small_075", "mobilenet_v2",
-                "mobilenet_v2_075", "mobilenet_v2_050", "mobilenet_v2_035", "attendnext_large", "attendnext_medium",
-                "attendnext_compact")
+                "mobilenet_v2_075", "mobilenet_v2_050", "mobilenet_v2_035", "attendnext_base", "attendnext_medium",
+                "attendnext_small")
+"""In the order the study trains them (seed by seed): the first design, the peers, then the family candidates."""
 
 
 @dataclasses.dataclass
@@ -467,7 +468,7 @@ class StudyConfig(_Config):
 
     stage: Literal["front", "ablations", "latency", "report", "all"] = "front"
     models: tuple[str, ...] = FRONT_MODELS  # the front stage's models (registry names or spec .json files)
-    ablation_base: str = "attendnext_base"  # the spec the ablations change one choice of
+    ablation_base: str = "attendnext_small"  # the spec the ablations change one choice of
     seeds: tuple[int, ...] = (0, 1, 2)
     input_size: int = 96
     epochs: int = 30

@@ -151,8 +151,8 @@ def AttendNeXt(include_top=True, weights=None, input_tensor=None, input_shape=No
         pooling: with include_top=False, None (4-D feature map), "avg" or "max" (2-D features).
         classes: number of classes of the classifier; None: the preset's with a preset as `weights`, else 1000.
         classifier_activation: activation of the last layer ("softmax", None for logits, ...).
-        variant: a name from `list_variants()` ("base", "small", "micro"); None: the preset's spec with a preset as
-            `weights`, else "base".
+        variant: a name from `list_variants()` ("base", "small", "micro", "medium", …); None: the preset's spec
+            with a preset as `weights`, else "base".
         spec: a `ModelSpec` to build instead of a registered variant.
         alpha: width multiplier on top of the spec's `width` (like MobileNet's alpha).
         attention: ablation switch: "dcac" (default), "ac" (original attention condenser) or "none".
@@ -223,6 +223,7 @@ def _variant_builder(variant_name):
 AttendNeXtBase = _variant_builder("base")
 AttendNeXtSmall = _variant_builder("small")
 AttendNeXtMicro = _variant_builder("micro")
+AttendNeXtMedium = _variant_builder("medium")
 
 
 def preprocess_input(x, data_format=None):

@@ -5,7 +5,7 @@ A spec is a plain value: it prints, compares and hashes, and a variant is a spec
     spec = dataclasses.replace(VARIANTS["base"], width=0.75, input_size=160)
     model = attendnext_keras.AttendNeXt(spec=spec)
 
-Layout (the paper's Figure 1 is not published in the text, so the concrete layout is ours; see `base` below):
+Layout (the paper's Figure 1 is not published in the text, so the concrete layout is ours; see the variants below):
 
     stem (strided 3×3 conv) → stages (each: AADS downsample, parallel columns of blocks, a merge) → head
 
@@ -405,10 +405,77 @@ def _columns(n, *blocks):
     return tuple(ColumnSpec(tuple(blocks)) for _ in range(n))
 
 
+def _ir(filters, expansion=4.0):
+    return BlockSpec("ir", filters=filters, expansion=expansion)
+
+
+# The family (issue 15; named 2026-12-02 from the accuracy study, benchmarks/results/study/study.md). What the profile
+# of the first design (`base_v0` below; benchmarks/results/latency_profile.md, 2026-12-01) showed: its stem and 56×56
+# / 28×28 stages took 66 % of the int8 time at 9–25 % of this CPU's peak int8 MAC rate (depthwise convolutions,
+# condensing and concatenations move memory, not MACs), its 14×14 and 7×7 stages ran at about half the peak, and 75 %
+# of its parameters sat in the classifier head. So the family keeps two columns early (the paper's columnar rule),
+# puts its capacity into 14×14 and 7×7 inverted residuals, and drops the head's hidden layer (global pooling →
+# classes), so that the parameters sit in the backbone.
+#
+# `base`, paper scale (the study's `large` until 2026-12-02). At 224 px with 1000 classes (`attendnext profile --arch
+# attendnext_base`): 3.26 M parameters (MobileNetV3-Large 5.4 M; paper: ≤ 4.0 M) and 204 M MACs. Where they go:
+# stem 0.5 k / 5.4 M MACs, stage 1 (56×56) 4.4 k / 4.2 M, stage 2 (28×28) 41 k / 26.3 M, stage 3 (14×14) 471 k /
+# 84.9 M, stage 4 (7×7) 1.71 M / 82.5 M, head 1.03 M / 1.0 M: 68 % of the parameters and 83 % of the MACs in the
+# 14×14 and 7×7 stages, 69 % of the parameters in the backbone. int8 runs at 0.47× its float32 latency (1 thread,
+# benchmarks/RESULTS.md); its 14×14 and 7×7 stages take 51 % of the int8 time at 55–62 % of the peak MAC rate.
+# Proxy accuracy, iso-accuracy speed-ups and the goals: benchmarks/results/study/study.md.
 BASE = ModelSpec(
     name="base",
     input_size=224,
-    description="Paper scale: 224×224, ImageNet-1k head, ≤ 4 M parameters, one XNNPACK partition in int8.",
+    description="Paper scale: 3.3 M parameters (1.0 M in the head), 204 M MACs at 224 px; one XNNPACK partition in "
+                "int8.",
+    stem=StemSpec(filters=16, kernel_size=3, strides=2),
+    stages=(
+        StageSpec(columns=_columns(2, _dwsep(24), _dcac(condense_factor=4)), downsample="max", merge="none"),
+        StageSpec(columns=_columns(2, _ir(40, 3.0), _ir(40, 3.0), _dcac()), downsample="max", merge="concat"),
+        StageSpec(columns=_columns(2, _ir(96), _ir(96), _dcac(), _ir(96)), downsample="blur", merge="concat"),
+        StageSpec(columns=_columns(1, _ir(256), _ir(256), _ir(256), _dwsep(1024)), downsample="blur",
+                  merge="concat"),
+    ),
+    head=HeadSpec(hidden=0, dropout=0.2),
+)
+
+# `medium`: base's layout narrower (2.1 M parameters, 0.8 M in the head; 122 M MACs at 224 px).
+MEDIUM = BASE.replace(
+    name="medium",
+    description="Between small and base: 2.1 M parameters (0.8 M in the head), 122 M MACs at 224 px.",
+    stages=(
+        StageSpec(columns=_columns(2, _dwsep(24), _dcac(condense_factor=4)), downsample="max", merge="none"),
+        StageSpec(columns=_columns(2, _ir(32, 3.0), _ir(32, 3.0), _dcac()), downsample="max", merge="concat"),
+        StageSpec(columns=_columns(2, _ir(80, 3.0), _ir(80, 3.0), _dcac(), _ir(80, 3.0)), downsample="blur",
+                  merge="concat"),
+        StageSpec(columns=_columns(1, _ir(192), _ir(192), _ir(192), _dwsep(768)), downsample="blur",
+                  merge="concat"),
+    ),
+)
+
+# `small` (the study's `compact` until 2026-12-02): MobileNetV3-Small's scale. 1.24 M parameters (0.64 M in the 1000-
+# class head), 54 M MACs at 224 px: stage 3 (14×14) 106 k / 17.7 M, stage 4 (7×7) 480 k / 22.9 M. The fastest
+# AttendNeXt at 224 px (benchmarks/results/study/latency.md) and the spec the study's ablations change.
+SMALL = BASE.replace(
+    name="small",
+    description="MobileNetV3-Small scale: 1.2 M parameters (0.6 M in the head), 54 M MACs at 224 px.",
+    stages=(
+        StageSpec(columns=_columns(2, _dwsep(16), _dcac(condense_factor=4)), downsample="max", merge="none"),
+        StageSpec(columns=_columns(2, _ir(24, 3.0), _dcac()), downsample="max", merge="concat"),
+        StageSpec(columns=_columns(2, _ir(64, 3.0), _ir(64, 3.0), _dcac()), downsample="blur", merge="concat"),
+        StageSpec(columns=_columns(1, _ir(160), _ir(160), _dwsep(640)), downsample="blur", merge="concat"),
+    ),
+)
+
+
+# The first design (2026-11), `base` and `small` until 2026-12-02, kept under these names for the results that
+# measured them and because `micro` is built from it: depthwise-separable blocks throughout, three columns early, and
+# a 1280-unit hidden head layer that holds 75 % of its 2.59 M parameters (1000 classes).
+BASE_V0 = ModelSpec(
+    name="base_v0",
+    input_size=224,
+    description="The first base (until 2026-12-02): 2.6 M parameters, 75 % of them in the classifier head.",
     stem=StemSpec(filters=16, kernel_size=3, strides=2),
     stages=(
         # stride 4, 56×56: three independent columns, strong early condensation (DC-AC on a 14×14 grid).
@@ -425,7 +492,15 @@ BASE = ModelSpec(
     head=HeadSpec(hidden=1280, dropout=0.2),
 )
 
-MICRO = BASE.replace(
+SMALL_V0 = BASE_V0.replace(
+    name="small_v0",
+    input_size=160,
+    width=0.75,
+    head=HeadSpec(hidden=1024, dropout=0.2),
+    description="The first small (until 2026-12-02): base_v0 at 160×160, width 0.75.",
+)
+
+MICRO = BASE_V0.replace(
     name="micro",
     input_size=96,
     width=0.3,
@@ -434,72 +509,14 @@ MICRO = BASE.replace(
     # a 233 KiB C array (goal ≤ 256 KiB; names and per-channel zero points dropped by micro.strip_for_micro, the
     # .tflite is 310 KiB) and a 113 KiB TFLM arena (goal ≤ 128 KiB; 54 KiB of activations, 59 KiB of TFLM's
     # per-tensor and per-op structs). Proxy accuracy: benchmarks/results/study/study.md.
-    stages=BASE.stages[:3] + (StageSpec(columns=_columns(1, _dwsep(384), _dwsep(384), _dwsep(384)),
+    stages=BASE_V0.stages[:3] + (StageSpec(columns=_columns(1, _dwsep(384), _dwsep(384), _dwsep(384)),
                                         downsample="blur", merge="concat"),),
     head=HeadSpec(hidden=0, dropout=0.1),
     description="TensorFlow Lite Micro scale: 96×96; int8 with 1000 classes: 233 KiB flash, 113 KiB tensor arena.",
 )
 
-SMALL = BASE.replace(
-    name="small",
-    input_size=160,
-    width=0.75,
-    head=HeadSpec(hidden=1024, dropout=0.2),
-    description="Between base and micro: 160×160, width 0.75.",
-)
-
-def _ir(filters, expansion=4.0):
-    return BlockSpec("ir", filters=filters, expansion=expansion)
-
-
-# Candidates for a paper-scale family (issue 15), in the accuracy study's queue. What the profile of `base` shows
-# (`attendnext profile --arch attendnext_base --latency`; benchmarks/results/latency_profile.md, 2026-12-01): its stem
-# and 56×56 / 28×28 stages take 66 % of the int8 time at 9–25 % of this CPU's peak int8 MAC rate (depthwise
-# convolutions, condensing and concatenations move memory, not MACs), while its 14×14 and 7×7 stages run at about
-# half the peak; and 75 % of its parameters sit in the classifier head. So the
-# candidates keep two columns early (the paper's columnar rule), put their capacity into 14×14 and 7×7 inverted
-# residuals, and drop the head's hidden layer (global pooling → classes), so that their parameters sit in the
-# backbone. Their accuracy and latency against the MobileNets come from the study, not from here.
-LARGE = ModelSpec(
-    name="large",
-    input_size=224,
-    description="Candidate, paper scale: 3.3 M parameters (1.0 M in the head), 208 M MACs at 224 px.",
-    stem=StemSpec(filters=16, kernel_size=3, strides=2),
-    stages=(
-        StageSpec(columns=_columns(2, _dwsep(24), _dcac(condense_factor=4)), downsample="max", merge="none"),
-        StageSpec(columns=_columns(2, _ir(40, 3.0), _ir(40, 3.0), _dcac()), downsample="max", merge="concat"),
-        StageSpec(columns=_columns(2, _ir(96), _ir(96), _dcac(), _ir(96)), downsample="blur", merge="concat"),
-        StageSpec(columns=_columns(1, _ir(256), _ir(256), _ir(256), _dwsep(1024)), downsample="blur",
-                  merge="concat"),
-    ),
-    head=HeadSpec(hidden=0, dropout=0.2),
-)
-
-MEDIUM = LARGE.replace(
-    name="medium",
-    description="Candidate: 2.1 M parameters (0.8 M in the head), 122 M MACs at 224 px.",
-    stages=(
-        StageSpec(columns=_columns(2, _dwsep(24), _dcac(condense_factor=4)), downsample="max", merge="none"),
-        StageSpec(columns=_columns(2, _ir(32, 3.0), _ir(32, 3.0), _dcac()), downsample="max", merge="concat"),
-        StageSpec(columns=_columns(2, _ir(80, 3.0), _ir(80, 3.0), _dcac(), _ir(80, 3.0)), downsample="blur",
-                  merge="concat"),
-        StageSpec(columns=_columns(1, _ir(192), _ir(192), _ir(192), _dwsep(768)), downsample="blur",
-                  merge="concat"),
-    ),
-)
-
-COMPACT = LARGE.replace(
-    name="compact",
-    description="Candidate: 1.2 M parameters (0.6 M in the head), 54 M MACs at 224 px.",
-    stages=(
-        StageSpec(columns=_columns(2, _dwsep(16), _dcac(condense_factor=4)), downsample="max", merge="none"),
-        StageSpec(columns=_columns(2, _ir(24, 3.0), _dcac()), downsample="max", merge="concat"),
-        StageSpec(columns=_columns(2, _ir(64, 3.0), _ir(64, 3.0), _dcac()), downsample="blur", merge="concat"),
-        StageSpec(columns=_columns(1, _ir(160), _ir(160), _dwsep(640)), downsample="blur", merge="concat"),
-    ),
-)
-
-VARIANTS = {spec.name: spec for spec in (BASE, SMALL, MICRO, LARGE, MEDIUM, COMPACT)}
+VARIANTS = {spec.name: spec for spec in (BASE, SMALL, MICRO, MEDIUM, BASE_V0, SMALL_V0)}
+"""The family first (base, small, micro, medium), then the first design's base and small."""
 
 
 def list_variants() -> list:

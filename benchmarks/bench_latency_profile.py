@@ -4,7 +4,7 @@ LiteRT/XNNPACK, each stage's MAC rate against this CPU's peak for a large 1×1 c
 one run, written with the command, date and machine.
 
     python benchmarks/bench_latency_profile.py                         # base and large, 224 px, 1000 classes
-    python benchmarks/bench_latency_profile.py --models attendnext_compact attendnext_medium --runs 100
+    python benchmarks/bench_latency_profile.py --models attendnext_small attendnext_medium --runs 100
 
 Random weights (latency does not depend on them), int8 by post-training quantization on uniform noise. Run it on a
 quiet machine: it times. Writes results/latency_profile.{json,md}.
@@ -43,7 +43,7 @@ def markdown(profiles, machine) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["attendnext_base", "attendnext_large"],
+    parser.add_argument("--models", nargs="+", default=["attendnext_base_v0", "attendnext_base"],
                         help="AttendNeXt registry names or spec .json files.")
     parser.add_argument("--input-size", type=int, default=224, help="Input size in pixels.")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads.")

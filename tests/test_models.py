@@ -50,7 +50,13 @@ def test_flavours_give_the_same_outputs(micro_pair, flower_images):
 
 
 def test_parameter_budgets(default_build):
-    assert default_build("base").count_params() <= 4_000_000  # paper: > 1.37× smaller than MobileNetV3-L
+    base = default_build("base")
+    assert base.count_params() == 3_255_256 <= 4_000_000  # paper: > 1.37× smaller than MobileNetV3-L (5.4 M)
+    # Paper scale means capacity in the backbone: the 1000-class head holds 31 % (base_v0's held 75 %).
+    assert base.get_layer("predictions").count_params() == 1_025_000
+    first = default_build("base_v0")
+    head = sum(first.get_layer(n).count_params() for n in ("head_fc", "predictions"))
+    assert head / first.count_params() > 0.74
     assert default_build("micro").count_params() <= 256_000
 
 
@@ -149,17 +155,17 @@ def test_ablation_switches(default_build):
 
 
 def test_width_multiplier_scales_widths():
-    narrow = an.AttendNeXt(variant="base", alpha=0.5, include_top=False)
+    narrow = an.AttendNeXt(variant="base_v0", alpha=0.5, include_top=False)
     assert narrow.output_shape[-1] == 256  # 512 × 0.5
-    assert narrow.count_params() < an.AttendNeXt(variant="base", include_top=False).count_params() / 3
+    assert narrow.count_params() < an.AttendNeXt(variant="base_v0", include_top=False).count_params() / 3
 
 
 def test_spec_is_plain_data():
-    base = an.VARIANTS["base"]
+    base = an.VARIANTS["base_v0"]
     copy = dataclasses.replace(base)
     assert copy == base and hash(copy) == hash(base)
     assert base.replace(width=0.5) != base
-    text = an.summarize_spec("base")
+    text = an.summarize_spec("base_v0")
     assert "stage1" in text and "3 column(s)" in text and "DCAC(s=4)" in text
     model = an.AttendNeXt(spec=base.replace(name="custom", width=0.5, input_size=64))
     assert model.name == "attendnext_custom" and model.input_shape == (None, 64, 64, 3)

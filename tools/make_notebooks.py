@@ -108,8 +108,8 @@ QUICKSTART = [
         '''),
     md("## 1. Build\n\n"
        "`AttendNeXt` has the signature of `keras.applications` (`include_top`, `weights`, `input_shape`, "
-       "`pooling`, `classes`, `classifier_activation`) plus `variant` (`base` 224 px, `small` 160 px, `micro` 96 px "
-       "for microcontrollers). The architecture is data (`an.VARIANTS`, frozen dataclasses); `summarize_spec` "
+       "`pooling`, `classes`, `classifier_activation`) plus `variant` (`base` at paper scale, `medium` and `small` "
+       "at 224 px, `micro` at 96 px for microcontrollers; `base_v0` and `small_v0` are the first design). The architecture is data (`an.VARIANTS`, frozen dataclasses); `summarize_spec` "
        "prints one line per stage: parallel columns of blocks, anti-aliased downsampling (AADS) between stages, "
        "DC-AC blocks with their condense factor `s`."),
     code('''
