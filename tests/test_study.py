@@ -227,14 +227,15 @@ def test_ablation_arms_change_one_choice_each():
 
 
 def test_latency_stage_times_the_front_before_it_is_trained(tmp_path, monkeypatch):
-    """One timing run can serve a study still training: the front's models, then any trained run's model (an
-    ablation arm's spec file), each once; nothing to time at all is an error naming the results file."""
+    """One timing run can serve a study still training: the front's models (by their names now, not a renamed run's
+    old one), then the ablation arms' spec files, each once; nothing to time is an error naming the results file."""
     timed = {}
     monkeypatch.setattr(study.benchmark, "run_benchmark",
                         lambda config, **kwargs: timed.setdefault("models", config.models))
     monkeypatch.setattr(study.benchmark_report, "write_reports", lambda *args, **kwargs: {})
     config = StudyConfig(models=("attendnext_micro", "mobilenet_v3_small"), stage="latency", out_dir=str(tmp_path))
-    runs = [{"name": "mobilenet_v3_small"}, {"name": "specs/arm.json"}]
+    runs = [{"name": "mobilenet_v3_small", "stage": "front"}, {"name": "specs/arm.json", "stage": "ablations"},
+            {"name": "attendnext_renamed_since", "stage": "front"}]
     study._latency_stage(config, {"runs": runs})
     assert timed["models"] == ("attendnext_micro", "mobilenet_v3_small", "specs/arm.json")
     with pytest.raises(ValueError, match="No trained runs in .*results.json"):

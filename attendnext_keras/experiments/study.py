@@ -372,10 +372,10 @@ def _shift(model, study_data, config) -> dict:
 def _latency_stage(config, results):
     """Every studied model at its deployment size (224 px, 1000 classes; micro at its own), float32 and int8, at
     each thread count, in one interleaved benchmark run (`experiments.benchmark`)."""
-    # The front's models even before they are trained (one timing run can serve a study still training), then any
-    # trained run's model (the ablation arms' spec files).
+    # The front's models even before they are trained (one timing run can serve a study still training), then the
+    # ablation arms' spec files. Front runs are timed by the front's names: a run may carry a name since renamed.
     front = list(config.models) if config.stage == "latency" else []
-    names = list(dict.fromkeys(front + [r["name"] for r in results["runs"]]))
+    names = list(dict.fromkeys(front + [r["name"] for r in results["runs"] if r.get("stage") == "ablations"]))
     if not names:
         raise ValueError(f"No trained runs in {results_path(config.out_dir)} to time: run the front or ablations "
                          f"stage first.")
