@@ -353,16 +353,17 @@ def findings(result, accelerator) -> list:
 
 def lowering_finding(result) -> list:
     """What the Ethos-U lowering changes, per AttendNeXt variant and accelerator."""
-    cells = []
+    cells, counts = [], {}
     for name in dict.fromkeys(r["model"] for r in result["runs"] if r["model"].startswith("attendnext")):
         npu = _run(result, name)
         xnn = next(r for r in result["runs"] if r["model"] == name and r["lowering"] == "depth_to_space")
         cells += [f"{_name(result, npu)} {a} {xnn['vela'][a]['inference_ms']:.2f} → "
                   f"{npu['vela'][a]['inference_ms']:.2f} ms" for a in result["accelerators"]]
-        cpu = len(xnn["vela"][result["accelerators"][0]]["cpu_ops"])
-    return [f"* **The Ethos-U lowering** moves the {cpu} DEPTH_TO_SPACE ops per model back onto the NPU (one command "
-            f"stream instead of {cpu + 1}, and no CPU time, which the estimates leave out) and changes the NPU "
-            f"estimate as follows: " + "; ".join(cells) + "."]
+        counts.setdefault(len(xnn["vela"][result["accelerators"][0]]["cpu_ops"]), []).append(_name(result, npu))
+    moved = "; ".join(f"{n} in {', '.join(names)} (one command stream instead of {n + 1})"
+                      for n, names in sorted(counts.items()))
+    return [f"* **The Ethos-U lowering** moves the DEPTH_TO_SPACE ops back onto the NPU — {moved} — with no CPU time, "
+            f"which the estimates leave out, and changes the NPU estimate as follows: " + "; ".join(cells) + "."]
 
 
 if __name__ == "__main__":
