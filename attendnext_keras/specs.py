@@ -422,8 +422,8 @@ def _ir(filters, expansion=4.0):
 # stem 0.5 k / 5.4 M MACs, stage 1 (56×56) 4.4 k / 4.2 M, stage 2 (28×28) 41 k / 26.3 M, stage 3 (14×14) 471 k /
 # 84.9 M, stage 4 (7×7) 1.71 M / 82.5 M, head 1.03 M / 1.0 M: 68 % of the parameters and 83 % of the MACs in the
 # 14×14 and 7×7 stages, 69 % of the parameters in the backbone. int8 runs at 0.44× its float32 latency (2.26 vs
-# 5.17 ms, 1 thread, benchmarks/results/study/latency.md, 2026-12-02); its 14×14 and 7×7 stages take 51 % of the int8
-# time at 55–62 % of the peak MAC rate (latency_profile.md).
+# 5.17 ms, 1 thread, benchmarks/results/study/latency.md, 2026-12-02); its 14×14 and 7×7 stages take 66 % of the int8
+# time at 42 % and 73 % of this CPU's peak int8 MAC rate (benchmarks/results/latency_profile.md, 2026-12-02).
 # Proxy accuracy, iso-accuracy speed-ups and the goals: benchmarks/results/study/study.md.
 BASE = ModelSpec(
     name="base",

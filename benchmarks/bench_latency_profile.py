@@ -43,7 +43,7 @@ def markdown(profiles, machine) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["attendnext_base_v0", "attendnext_base"],
+    parser.add_argument("--models", nargs="+", default=["attendnext_base", "attendnext_small", "attendnext_base_v0"],
                         help="AttendNeXt registry names or spec .json files.")
     parser.add_argument("--input-size", type=int, default=224, help="Input size in pixels.")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads.")
