@@ -13,11 +13,11 @@ import warnings
 
 import numpy as np
 
+from attendnext_keras import _keras
+
 MEASURE_VERSION = 2
 """Stored with every result; raised when what is measured changes (2, 2026-12-02: features read before the *last*
 global pooling, not the first: version 1 read MobileNetV3's first squeeze-and-excitation input, a 12×12×72 map)."""
-
-from attendnext_keras import _keras
 
 
 def crop_pairs(images, size: int, max_shift: int = 16, seed: int = 0):

@@ -181,11 +181,16 @@ def _save(out_dir, results):
     _io.write_json(results_path(out_dir), results)
 
 
+def _matching(results, seed, digest, stage=None):
+    """The first stored run of (seed, hash), in `stage` if given."""
+    return next((r for r in results["runs"] if r["seed"] == seed and r["hash"] == digest
+                 and stage in (None, r.get("stage"))), None)
+
+
 def find_run(results, label, seed, digest, name=None, stage=None):
     """The finished run of (architecture hash, seed) in `stage` (any stage if None), whatever its model was called:
     a renamed model is the same run, and takes its new label (and registry name) here."""
-    run = next((r for r in results["runs"] if r["seed"] == seed and r["hash"] == digest
-                and stage in (None, r.get("stage"))), None)
+    run = _matching(results, seed, digest, stage)
     if run is not None and run["model"] != label:
         run["model"], run["name"] = label, name or run["name"]
     return run
@@ -194,7 +199,7 @@ def find_run(results, label, seed, digest, name=None, stage=None):
 def _share_run(results, candidate, seed, digest, stage):
     """A run another stage already trained with the same architecture, recipe and seed (the ablations' default arm
     is a front model): recorded again under this stage's label, not trained twice. Returns it, or None."""
-    other = next((r for r in results["runs"] if r["seed"] == seed and r["hash"] == digest), None)
+    other = _matching(results, seed, digest)
     if other is None:
         return None
     shared = {**other, "model": candidate.label, "name": candidate.name, "family": candidate.family,
@@ -215,8 +220,8 @@ def _rekey_legacy(out_dir, results, keyed) -> int:
                                                                                      digest)
         if os.path.isdir(folder) and not os.path.exists(target):
             os.replace(folder, target)
-        run = next((r for r in results["runs"] if r["seed"] == seed and r["hash"] == legacy), None)
-        if run is not None and not any(r["seed"] == seed and r["hash"] == digest for r in results["runs"]):
+        run = _matching(results, seed, legacy)
+        if run is not None and _matching(results, seed, digest) is None:
             run["hash"] = digest
             moved += 1
     if moved:

@@ -210,7 +210,8 @@ ABOVE_FAMILY = "mobilenet_v2"
 
 
 def _family_front(front, latency, family, threads, size):
-    points = [p for p in _points(front, latency, family, threads) if latency[front[p[2]]["name"]]["input_size"] == size]
+    points = [p for p in _points(front, latency, family, threads)
+              if latency[front[p[2]]["name"]]["input_size"] == size]
     return [points[i] for i in stats.pareto_front([p[:2] for p in points])]
 
 
@@ -237,7 +238,7 @@ def _accuracy_goal(front, latency, config):
             "and faster", verdict]
 
 
-def _speed_goal(front, latency, peer, target, threads):
+def _speed_goal(front, latency, peer, target, threads, on):
     s = front.get(peer)
     if s is None or s["name"] not in latency:
         return None
@@ -253,15 +254,14 @@ def _speed_goal(front, latency, peer, target, threads):
         tie = gap < _noise(accuracy, front)
         measured = f"not reached: best {fmt_pct(ours[-1][1])} ({100 * -gap:+.1f} pt); {peer_ms / needed:.2f}× there"
         met = tie and peer_ms / needed >= target
-        return [goal, threads, measured, f"≥ {target}×", ("met at a tie in accuracy" if met else "missed")]
+        return [goal, on, measured, f"≥ {target}×", ("met at a tie in accuracy" if met else "missed")]
     bound = "≥ " if where == "below front" else ""
     speedup = peer_ms / needed
     verdict = "met" if speedup >= target else f"missed ({speedup / target:.0%} of the goal)"
-    return [goal, threads, f"{bound}{speedup:.2f}× ({fmt_ms(needed)} vs {fmt_ms(peer_ms)} ms)", f"≥ {target}×",
-            verdict]
+    return [goal, on, f"{bound}{speedup:.2f}× ({fmt_ms(needed)} vs {fmt_ms(peer_ms)} ms)", f"≥ {target}×", verdict]
 
 
-def _front_goal(front, latency, threads):
+def _front_goal(front, latency, threads, on):
     sizes = {row["input_size"] for row in latency.values()}
     size = 224 if 224 in sizes else max(sizes)
     ours = [p[:2] for p in _family_front(front, latency, "attendnext", threads, size)]
@@ -271,11 +271,11 @@ def _front_goal(front, latency, threads):
     margins = stats.front_margins(ours, theirs)
     goal = f"AttendNeXt front above the {FAMILY_NAMES[ABOVE_FAMILY]} front wherever both have a model"
     if not margins:
-        return [goal, threads, "no overlap in latency", "≥ 0 pt", "—"]  # theirs all faster than ours
+        return [goal, on, "no overlap in latency", "≥ 0 pt", "—"]  # theirs all faster than ours
     low = min(m for _, m in margins)
     verdict = ("met" if low >= 0 else "met within the noise" if -low < _noise(theirs[0][1], front)
                else f"missed by {100 * -low:.1f} pt")
-    return [goal, threads, f"{100 * low:+.1f} pt at worst ({len(margins)} points, "
+    return [goal, on, f"{100 * low:+.1f} pt at worst ({len(margins)} points, "
                            f"{fmt_ms(margins[0][0])}–{fmt_ms(margins[-1][0])} ms)", "≥ 0 pt", verdict]
 
 
@@ -283,13 +283,13 @@ def goal_rows(front, latency, config, npu=None) -> list:
     """[goal, where, measured, target, verdict] for each of the family's goals the results can answer: on the CPU
     (latency-stage keys "1", "2": threads) and, from Vela's estimates, on each Ethos-U (ahead of MobileNetV3)."""
     rows = [_accuracy_goal(front, latency, config)]
-    for threads in ("1", "2"):
-        rows += [_speed_goal(front, latency, peer, target, threads) for peer, target in SPEED_GOALS]
-        rows.append(_front_goal(front, latency, threads))
+    for threads, on in (("1", "CPU, 1 thread"), ("2", "CPU, 2 threads")):
+        rows += [_speed_goal(front, latency, peer, target, threads, on) for peer, target in SPEED_GOALS]
+        rows.append(_front_goal(front, latency, threads, on))
     accelerators = sorted({a for row in (npu or {}).values() for a in row if a != "input_size"})
-    rows += [_speed_goal(front, npu, peer, NPU_SPEED_GOAL, a) for a in accelerators for peer, _ in SPEED_GOALS]
-    where = {"1": "CPU, 1 thread", "2": "CPU, 2 threads"}
-    return [[r[0], where.get(r[1], f"{r[1]} (Vela)"), *r[2:]] if r[1] != "—" else r for r in rows if r is not None]
+    rows += [_speed_goal(front, npu, peer, NPU_SPEED_GOAL, a, f"{a} (Vela)") for a in accelerators
+             for peer, _ in SPEED_GOALS]
+    return [r for r in rows if r is not None]
 
 
 def _goals_section(front, latency, config, npu=None) -> list:
@@ -362,7 +362,8 @@ def _shift_section(front, arms) -> list:
             "(dx, dy) in [0, 16) px; and the mean cosine similarity of the two crops' feature maps where the "
             "classifier pools them (the input of the last global pooling). Mean ± std over seeds. The cosine "
             "compares arms of one architecture (the ablations); across families it also reflects the activation "
-            "(ReLU maps are non-negative, so their cosines start high).", "", table(["model", "consistency", "feature cosine"], rows), ""]
+            "(ReLU maps are non-negative, so their cosines start high).", "",
+            table(["model", "consistency", "feature cosine"], rows), ""]
 
 
 def noise_floor(summaries) -> dict:
