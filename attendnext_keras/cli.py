@@ -582,8 +582,9 @@ def add_explore_parser(sub):
     flags = {"study_name": str, "storage": str, "trials": int, "objective": str, "base_variant": str,
              "input_sizes": int, "epochs": int, "batch_size": int, "learning_rate": float, "max_params": int,
              "max_macs": int, "max_tflite_bytes": int, "max_arena_bytes": int, "max_latency_ms": float,
-             "min_accuracy": float, "test_split": str, "sampler": str, "reference": str, "latency_runs": int,
-             "threads": int, "timeout": float, "max_proposals": int, "seed": int, "out_dir": str}
+             "min_accuracy": float, "max_partitions": int, "test_split": str, "sampler": str, "reference": str,
+             "latency_runs": int, "threads": int, "timeout": float, "max_proposals": int, "seed": int, "out_dir": str,
+             "finalists": int, "finalist_protocol": str}
     aliases = {"out_dir": ["--out"], "base_variant": ["--variant"], "learning_rate": ["--lr"],
                "latency_runs": ["--runs"]}
     for name, kind in flags.items():
@@ -601,7 +602,7 @@ def add_explore_parser(sub):
 
 
 def cmd_explore(args):
-    from attendnext_keras.experiments.explore import explore
+    from attendnext_keras.experiments.explore import explore, finalists
 
     config = _apply_flags(_load(args), args)
     cfg = config.explore
@@ -613,11 +614,17 @@ def cmd_explore(args):
     if cfg.storage and "://" not in cfg.storage:
         raise ValueError(f"--storage must be a database URL such as sqlite:///runs/explore/study.db. "
                          f"Received: {cfg.storage!r}")
+    protocol = (finalists.load_protocol(cfg.finalist_protocol, config.data) if cfg.finalist_protocol else
+                (config.study, config.train, config.data)) if cfg.finalists else None  # read before the search
     result = explore(cfg, data=config.data)
     if result.winner is None:
         print("no feasible candidate yet: nothing reported as best (see the table for what each trial broke)")
-    else:
-        print(f"best spec: {result.paths['spec']} (build it with attendnext_keras.create_model(path))")
+        return
+    print(f"best spec: {result.paths['spec']} (build it with attendnext_keras.create_model(path))")
+    if protocol:
+        study, recipe, data = protocol
+        summary = finalists.run_finalists(result, cfg, study, recipe, data, verbose=int(sys.stderr.isatty()))
+        print(finalists.describe(summary))
 
 
 def add_explain_parser(sub):

@@ -422,6 +422,7 @@ class ExploreConfig(_Config):
     max_arena_bytes: Optional[int] = None
     max_latency_ms: Optional[float] = None
     min_accuracy: Optional[float] = None  # int8 top-1 on the selection half, a fraction
+    max_partitions: Optional[int] = None  # XNNPACK partitions of the int8 model; 1: the whole graph delegated
     test_split: Optional[str] = None  # a split reported only; None: the held-out split's test half
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     reference: str = "micro"  # variant whose int8 model is timed beside every candidate
@@ -432,16 +433,22 @@ class ExploreConfig(_Config):
     max_proposals: Optional[int] = None  # default 20 × trials: a guard when the limits can hardly be met
     seed: int = 0
     out_dir: str = "runs/explore"
+    # The full protocol for finalists (`explore.finalists`): this many trials spread along the front are trained again
+    # with the study's recipe and seeds beside the base variant; 0: none. `finalist_protocol`: a config file whose
+    # `train` and `study` sections are that protocol (e.g. configs/study_flowers160.yaml); null: this file's own.
+    finalists: int = 0
+    finalist_protocol: Optional[str] = None
     space: SearchSpace = dataclasses.field(default_factory=SearchSpace)
 
     def validate(self):
         require(self.trials >= 0, "trials", f"must be >= 0, got {self.trials}")
+        require(self.finalists >= 0, "finalists", f"must be >= 0, got {self.finalists}")
         require(len(self.input_sizes) >= 1 and min(self.input_sizes) >= 1, "input_sizes",
                 f"must be positive sizes, got {list(self.input_sizes)}")
         require(self.epochs >= 1 and self.batch_size >= 1 and self.learning_rate > 0, "epochs",
                 "epochs, batch_size and learning_rate must be positive")
         for name in ("max_params", "max_macs", "max_tflite_bytes", "max_arena_bytes", "max_latency_ms", "min_accuracy",
-                     "timeout", "max_proposals"):
+                     "max_partitions", "timeout", "max_proposals"):
             value = getattr(self, name)
             require(value is None or value > 0, name, f"must be positive or null, got {value}")
         require(self.min_accuracy is None or self.min_accuracy <= 1, "min_accuracy",

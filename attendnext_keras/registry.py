@@ -78,12 +78,17 @@ def _attendnext_builder(variant=None, spec=None):
     return build
 
 
+def _benchmark_size(spec) -> Optional[int]:
+    """Microcontroller-sized specs (under 128 px) are benchmarked at their own size, others at the peers' 224 px."""
+    return spec.input_size if spec.input_size < 128 else None
+
+
 def _register_attendnext():
     for spec in specs.VARIANTS.values():
         register_model(ModelInfo(
             name=f"attendnext_{spec.name}", display_name=f"AttendNeXt {spec.name}", family="attendnext",
             builder=_attendnext_builder(variant=spec.name), input_size=spec.input_size, description=spec.description,
-            benchmark_size=spec.input_size if spec.input_size < 128 else None,
+            benchmark_size=_benchmark_size(spec),
             citation="A. Wong et al. Faster Attention Is What You Need: A Fast Self-Attention Neural Network Backbone "
                      "Architecture for the Edge via Double-Condensing Attention Condensers. arXiv:2208.06980, 2022.",
             flavours=("keras", "tf_keras")))
@@ -149,7 +154,8 @@ def model_info(name) -> ModelInfo:
         spec = specs.load_spec(name)
         return ModelInfo(name=os.fspath(name), display_name=f"AttendNeXt {spec.name}", family="attendnext",
                          builder=_attendnext_builder(spec=spec), input_size=spec.input_size,
-                         description=spec.description, flavours=("keras", "tf_keras"))
+                         benchmark_size=_benchmark_size(spec), description=spec.description,
+                         flavours=("keras", "tf_keras"))
     if name not in _REGISTRY:
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""

@@ -1,10 +1,11 @@
 """Design exploration on real photographs: what a constrained search finds against the hand-designed variants.
 
-1. `attendnext_keras.experiments.explore.explore` on an image folder (default flowers160) at a small resolution:
-   `--trials` candidates from the `micro` space, each trained for `--epochs` (the proxy budget), converted to int8 and
-   timed beside the `micro` reference; the objective is NetScore (or `--objective pareto`). Candidates are scored and
-   chosen on the *selection half* of the validation split; the *test half* is never used to choose. The study lives
-   in `<out>/explore/study.db`: an interrupted run resumes where it stopped when started again.
+1. Screening: `attendnext_keras.experiments.explore.explore` on an image folder (default flowers160) at a small
+   resolution: `--trials` candidates from the `micro` space, each trained for `--epochs` (the cheap proxy budget),
+   converted to int8 and timed beside the `micro` reference; the objective is the accuracy–latency Pareto front
+   (`--objective`), under one XNNPACK partition. Candidates are scored and chosen on the *selection half* of the
+   validation split; the *test half* is never used to choose. The search lives in `<out>/explore/study.db`: an
+   interrupted run resumes where it stopped when started again.
 2. The hand-designed AttendNeXt `micro` and `base` and keras.applications MobileNetV3-Small, trained with the same
    proxy budget, input size, seed and data halves (the search's `Evaluator`), converted the same way.
 3. For the winner and every baseline: int8 top-1 on the test half next to the selection-half score (the winner's
@@ -12,14 +13,19 @@
    same trained weights beside the int8 one. Every model is timed again in both formats, interleaved in one LiteRT
    process, so that the latencies compare as ratios: int8 against int8, and each model's best format (float32 or
    int8, whichever is faster here) against the others' best.
+4. The decision: `--finalists` trials spread along the front trained again with the full protocol of `--protocol`
+   (the study's recipe, input size, epochs and seeds) beside `micro`, timed at micro's deployment size
+   (`experiments.explore.finalists`, resumable, in `<out>/explore/finalists/`); the finalist with the best mean
+   selection-half accuracy is chosen, its test accuracy reported.
 
     python benchmarks/bench_explore.py --data ../shared/data/flowers160 --size 64 --trials 12 --epochs 5
 
-Sized for under an hour on 2 CPU cores: the command above took 29 min (search 21 min: 12 trained candidates, 2
-rejected by the spec rules without training; baselines 8 min). `--timeout` stops the search from starting new trials
-(default 35 minutes); the three baselines then take the same proxy budget each. Writes results/explore_bench.json and
-results/explore_bench.md (atomically, with the command, date and machine: `provenance.machine_info()`); the search's
-own table, plots, best_spec.json and winner report are in <out>/explore/.
+Screening is sized for under an hour on 2 CPU cores (a NetScore search with the command above took 29 min on
+2026-11-25: 12 trained candidates, baselines 8 min); the finalists take what the study takes for as many models
+(30 epochs × 3 seeds at 96 px: about 20 minutes per micro-sized model here, from the study's `micro` runs).
+`--timeout` stops the search from starting new trials (default 35 minutes). Writes results/explore_bench.json and results/explore_bench.md (atomically, with the
+command, date and machine: `provenance.machine_info()`); the search's own table, plots, best_spec.json and winner
+report are in <out>/explore/.
 """
 
 from __future__ import annotations
@@ -123,6 +129,18 @@ def _markdown(rows, settings, machine, reference):
     return "\n".join(lines)
 
 
+def _finalists_section(summary, out) -> str:
+    """The finalists trained with the full protocol: what decides, where the screening above only proposes."""
+    if not summary:
+        return ""
+    from attendnext_keras.experiments.explore import finalists
+
+    study_md = os.path.relpath(os.path.join(os.path.dirname(summary["chosen_spec"]), "study.md"), out)
+    return ("\n\n## Finalists under the full protocol\n\nThe study's recipe, input size, epochs and seeds for each "
+            "finalist and the hand-designed variant; chosen on the selection half, the test half reported only "
+            f"(latency, fronts and paired statistics: `{study_md}`).\n\n" + finalists.describe(summary))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "flowers160"),
@@ -132,8 +150,14 @@ def main(argv=None):
     parser.add_argument("--trials", type=int, default=12, help="Candidates to train in the search (default: 12).")
     parser.add_argument("--epochs", type=int, default=5, help="Proxy training epochs of every model (default: 5).")
     parser.add_argument("--batch-size", type=int, default=32, help="Batch size (default: 32).")
-    parser.add_argument("--objective", default="netscore", choices=("netscore", "pareto", "pareto-size"),
-                        help="Search objective (default: netscore).")
+    parser.add_argument("--objective", default="pareto", choices=("netscore", "pareto", "pareto-size"),
+                        help="Search objective (default: pareto).")
+    parser.add_argument("--finalists", type=int, default=3,
+                        help="Trials along the front trained again with the full protocol (default: 3; 0: none).")
+    parser.add_argument("--protocol", default=str(HERE.parent / "attendnext_keras" / "configs" /
+                                                  "study_flowers160.yaml"),
+                        help="Config file whose train and study sections are the full protocol (default: "
+                             "attendnext_keras/configs/study_flowers160.yaml).")
     parser.add_argument("--timeout", type=float, default=2100,
                         help="Seconds after which the search starts no new trial (default: 2100).")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES),
@@ -153,7 +177,7 @@ def main(argv=None):
     from attendnext_keras.deploy import litert
     from attendnext_keras.deploy.conversion import to_tflite
     from attendnext_keras.experiments.benchmark import build_model, resolve_models
-    from attendnext_keras.experiments.explore import Evaluator, explore
+    from attendnext_keras.experiments.explore import Evaluator, explore, finalists
     from attendnext_keras.models import AttendNeXt
     from attendnext_keras.specs import ModelSpec
 
@@ -173,7 +197,8 @@ def main(argv=None):
                            storage=f"sqlite:///{search_dir / 'study.db'}", trials=args.trials,
                            objective=args.objective, base_variant="micro", input_sizes=(args.size,),
                            epochs=args.epochs, batch_size=args.batch_size, out_dir=str(search_dir), seed=args.seed,
-                           timeout=args.timeout, threads=args.threads)
+                           timeout=args.timeout, threads=args.threads, max_partitions=1, finalists=args.finalists)
+    protocol = finalists.load_protocol(args.protocol, data) if args.finalists else None  # before the search
     result = explore(config, data=data)
     searched = time.time() - started
     if result.winner is None:
@@ -225,8 +250,11 @@ def main(argv=None):
                 "selection_images": evaluator.select_source.num_examples,
                 "test_images": evaluator.test_source.num_examples,
                 "search_seconds": searched, "total_seconds": time.time() - started}
+    if protocol:
+        summary = finalists.run_finalists(result, config, *protocol, verbose=0)
+        settings["finalists"] = summary
     info["load_average_after"] = provenance.load_average()
-    table = _markdown(rows, settings, info, reference)
+    table = _markdown(rows, settings, info, reference) + _finalists_section(settings.get("finalists"), out)
     spec_path = os.path.relpath(result.paths["spec"], out)  # relative, so the markdown reads the same anywhere
     paths = [_io.write_atomic(out / "explore_bench.md", table + "\n\nWinner spec: `" + spec_path + "`\n"),
              _io.write_json(out / "explore_bench.json", {

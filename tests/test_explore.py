@@ -177,6 +177,17 @@ def test_selection_never_reports_a_trial_that_breaks_a_rule_or_a_limit():
     assert all(c > 0 for c in trials[0].user_attrs["constraints"][3:4])  # tflite_bytes recorded as violated
 
 
+def test_one_xnnpack_partition_as_a_limit_and_trials_stored_before_it_existed():
+    from attendnext_keras.experiments.explore.space import constraints_func
+
+    limits = Limits(max_partitions=1)
+    assert limits.violations({"partitions": 2}) == ["partitions"] and limits.violations({"partitions": 1}) == []
+    assert dict(zip(CONSTRAINT_NAMES, constraint_vector({"partitions": 3}, limits)))["partitions"] == 2.0
+    old = optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, values=[0.5], params={},
+                                    distributions={}, user_attrs={"constraints": [0.0] * 7})  # before "partitions"
+    assert constraints_func(old) == [0.0] * len(CONSTRAINT_NAMES)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # A tiny search, interrupted and resumed (shared by the tests below)
 
@@ -287,3 +298,73 @@ def test_cli_explore_help_and_report_only_rerun(explored, tmp_path, capsys):
     assert main(["explore", "--trials", "0", "--storage", explored["settings"]["storage"], "--study-name", "tiny",
                  "--input-sizes", "32", "--out", str(out)]) == 0
     assert (out / "best_spec.json").is_file() and load_spec(out / "best_spec.json") == explored["second"].winner_spec
+    # The full protocol's file is read before any search: a missing one is one line, and nothing is written.
+    assert main(["explore", "--trials", "1", "--storage", explored["settings"]["storage"], "--study-name", "tiny",
+                 "--out", str(tmp_path / "never"), "--finalists", "2", "--finalist-protocol",
+                 str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.yaml' does not exist" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "never").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The full protocol for finalists
+
+
+def test_finalists_spread_along_the_front_ends_included():
+    from attendnext_keras.experiments.explore.finalists import pick_finalists
+
+    front = list(range(7))  # most accurate first, fastest last
+    assert pick_finalists(front, 3) == [0, 3, 6]
+    assert pick_finalists(front, 1) == [0]
+    assert pick_finalists(front[:2], 3) == [0, 1] and pick_finalists(front, 0) == [] and pick_finalists([], 2) == []
+
+
+def _study_run(model, seed, selection, test):
+    correct = "1" * round(test * 10) + "0" * (10 - round(test * 10))
+    return {"model": model, "name": model, "family": "attendnext", "seed": seed, "stage": "front", "hash": "h",
+            "params": 1000, "macs": 5000, "val_top1": selection, "test_top1": test, "test_correct": correct,
+            "test_examples": 10, "shift": {"consistency": 1.0}, "train_seconds": 1.0,
+            "history": {"val_accuracy": [selection]}}
+
+
+def test_the_finalist_chosen_is_the_best_on_the_selection_half_never_the_test_half(tmp_path):
+    from attendnext_keras.experiments.explore import finalists
+
+    a, b = (str(save_spec(VARIANTS["micro"].replace(name=n), tmp_path / f"{n}.json")) for n in ("a", "b"))
+    runs = [_study_run(a, s, 0.8, 0.5) for s in (0, 1)] + [_study_run(b, s, 0.7, 0.9) for s in (0, 1)]
+    runs += [_study_run("attendnext_micro", s, 0.6, 0.6) for s in (0, 1)]
+    plan = [[r["model"], r["seed"], "h"] for r in runs]
+    (tmp_path / "results.json").write_text(json.dumps({"runs": runs, "plans": {"front": plan}}))
+    summary = finalists.summarize(str(tmp_path), [a, b], "attendnext_micro")
+    assert summary["chosen"] == a and summary["models"][b]["test_top1"] == pytest.approx(0.9)
+    assert load_spec(tmp_path / "chosen_spec.json").name == "a"
+    assert "a.json (chosen)" in (tmp_path / "finalists.md").read_text()
+    with pytest.raises(ValueError, match="has no runs of .*c.json"):
+        finalists.summarize(str(tmp_path), [a, str(tmp_path / "c.json")], "attendnext_micro")
+
+
+def test_finalists_train_with_the_study_protocol_beside_the_base_variant(explored, tmp_path, monkeypatch):
+    from attendnext_keras.config import ExploreConfig, StudyConfig, TrainConfig
+    from attendnext_keras.experiments import study
+    from attendnext_keras.experiments.explore import finalists
+
+    timed = {}
+    monkeypatch.setattr(study.benchmark, "run_benchmark",  # timing is the benchmark's; its tests cover it
+                        lambda config, **kwargs: timed.setdefault("models", config.models))
+    monkeypatch.setattr(study.benchmark_report, "write_reports", lambda *args, **kwargs: {})
+    config = ExploreConfig(out_dir=str(tmp_path), finalists=1, base_variant="micro")
+    protocol = StudyConfig(seeds=(0,), input_size=32, epochs=1, bootstrap_samples=200)
+    summary = finalists.run_finalists(explored["second"], config, protocol, TrainConfig(batch_size=50),
+                                      DataConfig(), verbose=0)
+    winner = explored["second"].best_trials[0]
+    spec_file = str(tmp_path / "finalists" / "specs" / f"trial_{winner.number:04d}.json")
+    assert summary["chosen"] == spec_file and list(summary["models"]) == [spec_file, "attendnext_micro"]
+    chosen = load_spec(tmp_path / "finalists" / "chosen_spec.json")
+    assert chosen.input_size == VARIANTS["micro"].input_size  # timed at the base variant's deployment size
+    assert chosen.stages == ModelSpec.from_dict(winner.user_attrs["spec"]).stages
+    assert timed["models"] == (spec_file, "attendnext_micro")
+    saved = json.loads((tmp_path / "finalists" / "results.json").read_text())
+    assert [(r["model"], r["input_size"], r["epochs"]) for r in saved["runs"]] == [
+        (spec_file, 32, 1), ("attendnext_micro", 32, 1)]
+    assert (tmp_path / "finalists" / "study.md").is_file()

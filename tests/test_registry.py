@@ -36,6 +36,10 @@ def test_attendnext_entries_build_both_flavours_and_spec_files(tmp_path):
     path = an.save_spec(spec, tmp_path / "mine.json")
     model = an.create_model(path, classes=3)
     assert model.inputs[0].shape[1] == 64 and registry.model_info(path).family == "attendnext"
+    # Benchmarked like a registered variant: a microcontroller-sized spec at its own size, others at the peers' 224.
+    assert registry.model_info(path).benchmark_size == 64
+    big = an.save_spec(an.get_spec("small").replace(name="big"), tmp_path / "big.json")
+    assert registry.model_info(big).benchmark_size is None
     with pytest.raises(ValueError, match="built in keras only"):
         an.create_model("mobilenet_v2", keras="tf_keras")
 

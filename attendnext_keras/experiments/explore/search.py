@@ -22,7 +22,8 @@ Each trial, in order (cheap checks first, so a rejected candidate costs millisec
    selection half of the held-out split (what the search optimises; the test half is measured and reported only), `.tflite` size, XNNPACK partitions, TFLite Micro arena, and LiteRT latency timed interleaved with a
    reference int8 model (`reference`, default the `micro` variant at the same input size, converted once per study
    and input size) in the same process, so latency is recorded in ms and as a ratio to the reference.
-5. `max_tflite_bytes`, `max_arena_bytes`, `max_latency_ms` (ms of this process) and `min_accuracy` are checked.
+5. `max_tflite_bytes`, `max_arena_bytes`, `max_latency_ms` (ms of this process), `min_accuracy` and
+   `max_partitions` (XNNPACK partitions: 1 keeps the whole int8 graph on the delegate) are checked.
 
 Every trial stores its constraint values (> 0: violated) in `trial.user_attrs["constraints"]`; the sampler's
 `constraints_func` reads them, so TPE and NSGA-II learn to avoid infeasible regions. Reports recompute feasibility
@@ -257,7 +258,8 @@ def explore(config: ExploreConfig | None = None, data: DataConfig | None = None,
         raise ValueError(f"Input sizes must be multiples of {final_stride} (the output stride of '{base.name}'). "
                          f"Received: input_sizes={list(config.input_sizes)}")
     limits = Limits(**{f: getattr(config, f) for f in ("max_params", "max_macs", "max_tflite_bytes",
-                                                        "max_arena_bytes", "max_latency_ms", "min_accuracy")})
+                                                        "max_arena_bytes", "max_latency_ms", "min_accuracy",
+                                                        "max_partitions")})
     if verbose < 2:  # our one line per trial replaces Optuna's (which lists every parameter)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.makedirs(config.out_dir, exist_ok=True)

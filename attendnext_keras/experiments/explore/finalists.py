@@ -1,0 +1,108 @@
+"""The full protocol for a search's finalists: the proxy budget screens, the study's recipe decides.
+
+A search trains each candidate for a few epochs: cheap, and noisy in a known direction (small models win by learning
+fast). Its finalists, up to `ExploreConfig.finalists` feasible trials spread along the front (from the most accurate
+to the fastest; with the NetScore objective, the winner), are trained again by the study runner with the study's
+recipe, input size, epochs and seeds, beside the hand-designed variant the search started from, and timed at that
+variant's deployment size in one interleaved run:
+
+    attendnext explore --config attendnext_keras/configs/explore_micro.yaml --finalists 3 \\
+        --finalist-protocol attendnext_keras/configs/study_flowers160.yaml
+
+The finalist chosen is the one with the best mean accuracy on the selection half (`val_top1`, the split the search
+scored on); test accuracy is reported only. Everything lives in `<explore out_dir>/finalists/` (the study's
+results.json, study.md and latency.md, `chosen_spec.json`, `finalists.json`) and resumes like any study.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from attendnext_keras import _io, provenance
+from attendnext_keras.config import DataConfig, StudyConfig, TrainConfig, load_config
+from attendnext_keras.experiments.study import load_results, run_study
+from attendnext_keras.experiments.study_report import aggregate, current_runs
+from attendnext_keras.specs import ModelSpec, get_spec, save_spec
+
+def pick_finalists(best_trials, count: int) -> list:
+    """Up to `count` trials spread evenly along `best_trials` (sorted from most accurate to fastest), ends included."""
+    if count < 1 or not best_trials:
+        return []
+    if len(best_trials) <= count:
+        return list(best_trials)
+    picks = np.unique(np.round(np.linspace(0, len(best_trials) - 1, count)).astype(int))
+    return [best_trials[i] for i in picks]
+
+
+def load_protocol(path, data: DataConfig) -> tuple:
+    """(study, recipe, data) of the full protocol in config file `path`: its `study` and `train` sections and its
+    augmentation; the images stay those of `data`."""
+    protocol = load_config(path)
+    return (protocol.study, protocol.train,
+            data.replace(crop_scale_min=protocol.data.crop_scale_min, mixup=protocol.data.mixup))
+
+
+def _finalist_specs(trials, deploy_size, folder) -> list:
+    """The trials' specs as files, each deployed (and so timed) at `deploy_size`: a search over input sizes must not
+    win on latency at a size whose accuracy the study, training every model at its one size, never measures."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for trial in trials:
+        spec = ModelSpec.from_dict(trial.user_attrs["spec"])
+        spec = spec.replace(input_size=deploy_size, name=f"trial_{trial.number:04d}")
+        paths.append(save_spec(spec, os.path.join(folder, f"trial_{trial.number:04d}.json")))
+    return paths
+
+
+def run_finalists(result, explore_config, study: StudyConfig, recipe: TrainConfig, data: DataConfig,
+                  verbose: int = 1) -> dict:
+    """Trains and times the finalists of `result` (an ExploreResult) with the full protocol; returns the summary
+    written to `finalists/finalists.json` (per model: mean selection and test top-1, seeds; the chosen spec)."""
+    trials = pick_finalists(result.best_trials, explore_config.finalists)
+    if not trials:
+        raise ValueError("No feasible trial to train with the full protocol: the search has not found one yet "
+                         f"(see {os.path.join(explore_config.out_dir, 'results.md')}).")
+    out_dir = os.path.join(explore_config.out_dir, "finalists")
+    baseline = f"attendnext_{explore_config.base_variant}"
+    names = _finalist_specs(trials, get_spec(explore_config.base_variant).input_size, os.path.join(out_dir, "specs"))
+    config = study.replace(models=(*names, baseline), out_dir=out_dir, npu_estimates=None)
+    for stage in ("front", "latency", "report"):
+        run_study(config.replace(stage=stage), data, recipe, verbose)
+    return summarize(out_dir, names, baseline)
+
+
+def summarize(out_dir, finalists, baseline) -> dict:
+    """The finalists' summary from a finished finalists study; the one with the best mean selection top-1 is chosen
+    and its spec copied to `chosen_spec.json`."""
+    front = aggregate(current_runs(load_results(out_dir), "front"))
+    missing = [n for n in (*finalists, baseline) if n not in front]
+    if missing:
+        raise ValueError(f"The finalists study in {out_dir} has no runs of {', '.join(missing)}: run it again.")
+    rows = {name: {"selection_top1": front[name]["selection"]["mean"], "test_top1": front[name]["test"]["mean"],
+                   "test_std": front[name]["test"]["std"], "seeds": front[name]["seeds"],
+                   "params": front[name]["params"], "macs": front[name]["macs"]}
+            for name in (*finalists, baseline)}
+    chosen = max(finalists, key=lambda name: (rows[name]["selection_top1"], -rows[name]["macs"]))
+    spec_path = _io.write_atomic(os.path.join(out_dir, "chosen_spec.json"), open(chosen, encoding="utf-8").read())
+    summary = {"chosen": chosen, "chosen_spec": spec_path, "baseline": baseline, "models": rows,
+               "rule": "best mean selection-half top-1 (ties: fewer MACs); test top-1 reported only",
+               "machine": provenance.machine_info()}
+    _io.write_json(os.path.join(out_dir, "finalists.json"), summary)
+    _io.write_atomic(os.path.join(out_dir, "finalists.md"), describe(summary) + "\n")
+    return summary
+
+
+def describe(summary) -> str:
+    """The summary as a markdown table and one line naming the chosen spec."""
+    lines = ["| model | params | MACs | selection top-1 (mean) | test top-1 (mean ± std) | seeds |",
+             "|---|---|---|---|---|---|"]
+    for name, row in summary["models"].items():
+        role = " (chosen)" if name == summary["chosen"] else " (hand-designed)" if name == summary["baseline"] else ""
+        lines.append(f"| {os.path.basename(name)}{role} | {row['params']:,} | {row['macs']:,} | "
+                     f"{row['selection_top1']:.1%} | {row['test_top1']:.1%} ± {row['test_std']:.1%} | "
+                     f"{len(row['seeds'])} |")
+    return "\n".join(lines + ["", f"Chosen: {os.path.basename(summary['chosen'])}, written to `chosen_spec.json` "
+                                   f"({summary['rule']}); latency, fronts and paired statistics in `study.md` beside "
+                                   "it."])
