@@ -10,6 +10,7 @@ import pytest
 from attendnext_keras import data
 from attendnext_keras.config import DataConfig, StudyConfig, TrainConfig
 from attendnext_keras.experiments import ablations, shift, study, study_report
+from attendnext_keras.specs import get_spec, load_spec, save_spec
 
 RECIPE = TrainConfig(batch_size=50, learning_rate=3e-3)
 MODELS = []  # the tiny AttendNeXt's spec file (a study takes spec files as models) and a registry peer
@@ -221,6 +222,7 @@ def test_ablation_arms_change_one_choice_each():
     for arm, plain in (("strided_max", "max"), ("strided_avg", "avg"), ("strided_dwconv", "dwconv")):
         assert not arms[arm].antialias and arms[arm].plain_downsample == plain
         assert arms[arm].stages == default.stages
+    assert {spec.input_size for spec in arms.values()} == {96}  # micro's deployment size, not the training size
     single = arms["single_column"]
     assert all(len(s.columns) == 1 for s in single.stages)
     match = ablations.size_match(default, single, 64, classes=5)
@@ -239,6 +241,10 @@ def test_latency_stage_times_the_front_before_it_is_trained(tmp_path, monkeypatc
             {"name": "attendnext_renamed_since", "stage": "front"}]
     study._latency_stage(config, {"runs": runs})
     assert timed["models"] == ("attendnext_micro", "mobilenet_v3_small", "specs/arm.json")
+    # An arm file written with the training size gets its variant's deployment size back before it is timed.
+    old_arm = save_spec(get_spec("small").replace(name="small__no_attention", input_size=96), tmp_path / "arm.json")
+    study._latency_stage(config, {"runs": [{"name": str(old_arm), "stage": "ablations"}]})
+    assert load_spec(old_arm).input_size == 224
     with pytest.raises(ValueError, match="No trained runs in .*results.json"):
         study._latency_stage(StudyConfig(models=(), stage="ablations", out_dir=str(tmp_path)), {"runs": []})
 

@@ -86,7 +86,9 @@ def single_column(spec: ModelSpec, input_size: int, classes: int = 1000) -> Mode
 
 
 def ablation_specs(spec, input_size: int | None = None, classes: int = 1000) -> dict:
-    """{arm: ModelSpec} for every arm of `GROUPS`, from a spec (or variant name)."""
+    """{arm: ModelSpec} for every arm of `GROUPS`, from a spec (or variant name). Every arm keeps the spec's own
+    (deployment) input size; `input_size` is the size the single-column arm's parameters and MACs are matched at (the
+    size it is trained at; default the spec's)."""
     spec = get_spec(spec)
     size = input_size or spec.input_size
     arms = {
@@ -99,7 +101,7 @@ def ablation_specs(spec, input_size: int | None = None, classes: int = 1000) -> 
         "strided_dwconv": spec.replace(antialias=False, plain_downsample="dwconv"),
         "single_column": single_column(spec, size, classes),
     }
-    return {arm: s.replace(name=f"{spec.name}__{arm}", input_size=size) for arm, s in arms.items()}
+    return {arm: s.replace(name=f"{spec.name}__{arm}") for arm, s in arms.items()}
 
 
 def size_match(spec: ModelSpec, other: ModelSpec, input_size: int, classes: int = 1000) -> dict:

@@ -40,7 +40,7 @@ from attendnext_keras import _io, _keras, data, profiling, provenance, registry
 from attendnext_keras.config import STUDY_RUN_ORDER, BenchmarkConfig, DataConfig, StudyConfig, TrainConfig
 from attendnext_keras.experiments import ablations, benchmark, benchmark_report, shift, study_report
 from attendnext_keras.saving import load_model
-from attendnext_keras.specs import get_spec, save_spec
+from attendnext_keras.specs import VARIANTS, get_spec, load_spec, save_spec
 from attendnext_keras.training import train
 
 logger = logging.getLogger(__name__)
@@ -374,13 +374,27 @@ def _shift(model, study_data, config) -> dict:
     return shift.shift_consistency(shift.keras_predictor(model), big, size, config.shift_max, seed=0)
 
 
+def _deploy_arms_at_their_base_size(spec_files):
+    """Arm spec files written before 2026-12-02 carried the training size (96 px), which a spec file is now
+    benchmarked at (microcontroller-sized): give them back the deployment size of the variant they ablate."""
+    for path in dict.fromkeys(spec_files):
+        if not (registry.is_spec_file(path) and os.path.exists(path)):
+            continue
+        spec = load_spec(path)
+        base = spec.name.split("__")[0]
+        if base in VARIANTS and spec.input_size != VARIANTS[base].input_size:
+            save_spec(spec.replace(input_size=VARIANTS[base].input_size), path)
+
+
 def _latency_stage(config, results):
     """Every studied model at its deployment size (224 px, 1000 classes; micro at its own), float32 and int8, at
     each thread count, in one interleaved benchmark run (`experiments.benchmark`)."""
     # The front's models even before they are trained (one timing run can serve a study still training), then the
     # ablation arms' spec files. Front runs are timed by the front's names: a run may carry a name since renamed.
     front = list(config.models) if config.stage == "latency" else []
-    names = list(dict.fromkeys(front + [r["name"] for r in results["runs"] if r.get("stage") == "ablations"]))
+    arms = [r["name"] for r in results["runs"] if r.get("stage") == "ablations"]
+    _deploy_arms_at_their_base_size(arms)
+    names = list(dict.fromkeys(front + arms))
     if not names:
         raise ValueError(f"No trained runs in {results_path(config.out_dir)} to time: run the front or ablations "
                          f"stage first.")
