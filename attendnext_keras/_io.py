@@ -53,6 +53,22 @@ def check_writable(path) -> str:
     return path
 
 
+def check_creatable_folder(folder) -> str:
+    """Raises a clear error unless `folder` exists as a writable folder or can be created (its nearest existing
+    ancestor is a writable folder); creates nothing. For output folders, before work that takes minutes."""
+    folder = os.fspath(folder)
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NotADirectoryError(f"Cannot write into '{folder}': '{existing}' is a file, not a folder.")
+    try:
+        check_writable(os.path.join(existing, ".attendnext-probe"))
+    except PermissionError:
+        raise PermissionError(f"Cannot write into '{folder}': '{existing}' does not take new files.") from None
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path in `path`'s folder (with the same suffix) for a writer that takes a path; renames it

@@ -66,19 +66,25 @@ def _model_name(args, default):
     return name
 
 
-def _apply_flags(config: RunConfig, args) -> RunConfig:
-    """The run config with every data, model and training flag of `args` applied."""
+def _apply_data_flags(config: RunConfig, args) -> RunConfig:
+    """The run config with the data flags of `args` applied (commands whose other flags are their own section's)."""
     data = _override(config.data, source=getattr(args, "data", None), data_dir=getattr(args, "data_dir", None),
                      manual_dir=getattr(args, "manual_dir", None),
                      train_split=getattr(args, "train_split", None), val_split=getattr(args, "val_split", None),
                      crop_scale_min=getattr(args, "crop_scale_min", None), mixup=getattr(args, "mixup", None))
+    return dataclasses.replace(config, data=data)
+
+
+def _apply_flags(config: RunConfig, args) -> RunConfig:
+    """The run config with every data, model and training flag of `args` applied."""
+    config = _apply_data_flags(config, args)
     model = _override(config.model, name=_model_name(args, config.model.name),
                       input_size=getattr(args, "input_size", None), alpha=getattr(args, "alpha", None),
                       weights=getattr(args, "weights", None))
     train_flags = dict(epochs=getattr(args, "epochs", None), batch_size=getattr(args, "batch_size", None),
                        learning_rate=getattr(args, "lr", None), optimizer=getattr(args, "optimizer", None),
                        seed=getattr(args, "seed", None), bn_momentum=getattr(args, "bn_momentum", None))
-    return dataclasses.replace(config, data=data, model=model, train=_override(config.train, **train_flags))
+    return dataclasses.replace(config, model=model, train=_override(config.train, **train_flags))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -152,7 +158,10 @@ def add_models_parser(sub):
 def cmd_models(args):
     from attendnext_keras.specs import get_spec, summarize_spec
 
-    for name in registry.list_models(args.pattern):
+    names = registry.list_models(args.pattern)
+    if not names:
+        raise ValueError(f"No model matches '{args.pattern}'; `attendnext models` lists them all.")
+    for name in names:
         info = registry.model_info(name)
         print(f"{name:26} {info.family:13} {info.display_name}")
         if args.verbose_list and info.family == "attendnext":
@@ -281,12 +290,11 @@ def add_qat_parser(sub):
 def cmd_qat(args):
     from attendnext_keras import data
     from attendnext_keras.quantization import fine_tune
-    from attendnext_keras.saving import load_model
 
-    config = _apply_flags(_load(args), args)
+    config = _apply_data_flags(_load(args), args)
     qat = _override(config.qat, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                     optimizer=args.optimizer, seed=args.seed, bn_momentum=args.bn_momentum)
-    model = load_model(args.model)
+    model = _load_classifier(args.model)
     size = _model_size(model)
     train_source, val_source = data.load_splits(config.data.source, config.data.train_split, config.data.val_split,
                                                 config.data.data_dir, config.data.manual_dir)
@@ -300,6 +308,25 @@ def cmd_qat(args):
         print(f"QAT val top-1 {result.history['val_accuracy'][-1]:.1%}")
     print(f"QAT model: {result.final_path} (export it with: attendnext export --model {result.final_path} "
           f"--mode int8)")
+
+
+def _load_classifier(path):
+    """A .keras / .h5 model file that is an image classifier (one-line errors otherwise)."""
+    from attendnext_keras.saving import check_image_classifier, load_model
+
+    return check_image_classifier(load_model(path), path)
+
+
+def _tflite_classifier(path):
+    """(flatbuffer, metadata) of a .tflite image classifier, checked as `predict` checks it: a TFLite model that
+    loads, one RGB image input, one (1, classes) output, and metadata (beside it or inside it) that describes it."""
+    from attendnext_keras import preprocessing
+    from attendnext_keras.deploy import litert
+    from attendnext_keras.deploy.predictor import Predictor
+
+    blob = litert.read_tflite(path)
+    predictor = Predictor(path, xnnpack=False, crop_pct=preprocessing.DEFAULT_CROP_PCT, output_kind="logits")
+    return blob, predictor.metadata
 
 
 def _model_size(model):
@@ -345,7 +372,6 @@ def _export_target(args):
 def cmd_export(args):
     from attendnext_keras import data
     from attendnext_keras.deploy.export import export
-    from attendnext_keras.saving import load_model
 
     cfg = _override(_load(args).export, calibration_images=args.calibration_images,
                     int8_io=False if args.float_io else None, strict=True if args.strict else None,
@@ -353,7 +379,7 @@ def cmd_export(args):
     _io.check_writable(args.out)
     args.target = cfg.target
     target = _export_target(args)
-    model = load_model(args.model)
+    model = _load_classifier(args.model)
     representative = None
     if args.mode == "int8-ptq":
         if not args.data:
@@ -407,21 +433,15 @@ def cmd_evaluate(args):
     source = data.load_source(args.data or "default", args.split, args.data_dir, args.manual_dir)
     if args.model.endswith(".tflite"):
         from attendnext_keras.deploy import litert
-        from attendnext_keras.deploy.metadata import find_metadata
 
-        blob = litert.read_tflite(args.model)
+        blob, metadata = _tflite_classifier(args.model)  # without metadata: a warning (class names unchecked)
         size = litert.input_size(blob)[0]
-        metadata, _ = find_metadata(args.model, blob)
-        if metadata is None:
-            logger.warning("%s has no metadata (neither a JSON beside it nor inside it): its class names cannot be "
-                           "checked against the data.", args.model)
         data.check_classes(litert.output_classes(blob), (metadata or {}).get("class_names"), source, args.model)
         result = litert.evaluate_tflite(blob, data.make_dataset(source, size, args.batch_size, training=False))
     else:
-        from attendnext_keras.saving import load_model
         from attendnext_keras.training import evaluate
 
-        model = load_model(args.model)
+        model = _load_classifier(args.model)
         _check_classes(model, args.model, source)
         result = evaluate(model, data.make_dataset(source, _model_size(model), args.batch_size, training=False))
     print(json.dumps(result) if args.json else
@@ -443,6 +463,8 @@ def add_predict_parser(sub):
 def cmd_predict(args):
     from attendnext_keras.deploy.predictor import Predictor, format_predictions
 
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     predictor = Predictor(args.model, num_threads=args.threads)
     paths, predictions, failed = [], [], []
     for image in args.images:  # one bad file is reported and skipped, the others still run
@@ -486,17 +508,16 @@ def add_micro_parser(sub):
 def cmd_micro(args):
     from attendnext_keras import data
     from attendnext_keras.deploy import cortex_m, litert, micro
-    from attendnext_keras.deploy.metadata import find_metadata
 
     cfg = _override(_load(args).micro, images=args.images, name=args.name, per_op=args.per_op or None,
                     strip=args.strip)
     micro.check_c_identifier(cfg.name)
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         raise NotADirectoryError(f"--out-dir '{args.out_dir}' is a file, not a folder.")
-    exported = litert.read_tflite(args.model)
-    blob = micro.strip_for_micro(exported) if cfg.strip else exported
-    metadata, _ = find_metadata(args.model, exported)  # the class names for the header
+    exported, metadata = _tflite_classifier(args.model)  # metadata: the class names for the header
     source = data.load_source(args.data or "default", args.split, args.data_dir, args.manual_dir)
+    data.check_classes(litert.output_classes(exported), (metadata or {}).get("class_names"), source, args.model)
+    blob = micro.strip_for_micro(exported) if cfg.strip else exported
     images = data.calibration_images(source, litert.input_size(blob), count=min(cfg.images, source.num_examples))
     runner = micro.MicroRunner(blob)
     usage = runner.arena_usage
@@ -558,9 +579,13 @@ def cmd_benchmark(args):
     if args.list:
         print("\n".join(registry.list_models()))
         return
+    _io.check_creatable_folder(args.out)  # before minutes of timing
     if args.from_json:
-        paths = benchmark_report.write_reports(_io.read_json(args.from_json, "Benchmark result"), args.out,
-                                               accuracies=args.accuracies)
+        result = _io.read_json(args.from_json, "Benchmark result")
+        if not (isinstance(result, dict) and isinstance(result.get("models"), dict) and "settings" in result):
+            raise ValueError(f"'{args.from_json}' is not an `attendnext benchmark` result (peers.json): it has no "
+                             f"'models' and 'settings'.")
+        paths = benchmark_report.write_reports(result, args.out, accuracies=args.accuracies)
     else:
         base = _load(args).benchmark if args.config else configs.BenchmarkConfig()
         cfg = _override(base, models=args.models, runs=args.runs, warmup=args.warmup, block=args.block,
@@ -604,7 +629,7 @@ def add_explore_parser(sub):
 def cmd_explore(args):
     from attendnext_keras.experiments.explore import explore, finalists
 
-    config = _apply_flags(_load(args), args)
+    config = _apply_data_flags(_load(args), args)
     cfg = config.explore
     space = _override(cfg.space, width_multipliers=args.widths, max_columns=args.max_columns,
                       max_blocks=args.max_blocks, head_hidden=args.head_hidden, blur_sizes=args.blur_sizes)
@@ -615,7 +640,11 @@ def cmd_explore(args):
         raise ValueError(f"--storage must be a database URL such as sqlite:///runs/explore/study.db. "
                          f"Received: {cfg.storage!r}")
     protocol = (finalists.load_protocol(cfg.finalist_protocol, config.data) if cfg.finalist_protocol else
-                (config.study, config.train, config.data)) if cfg.finalists else None  # read before the search
+                (config.study, config.train, config.data))  # read (and checked) before the search
+    if not cfg.finalists:
+        if cfg.finalist_protocol:
+            logger.warning("--finalist-protocol is not used: --finalists is 0 (no finalists to train).")
+        protocol = None
     result = explore(cfg, data=config.data)
     if result.winner is None:
         print("no feasible candidate yet: nothing reported as best (see the table for what each trial broke)")
@@ -676,7 +705,7 @@ def cmd_study(args):
     from attendnext_keras.experiments.study import run_study
     from attendnext_keras.experiments.study_report import write_report
 
-    config = _apply_flags(_load(args), args)
+    config = _apply_data_flags(_load(args), args)
     study = _override(config.study, stage=args.stage, models=args.models, ablation_base=args.ablation_base,
                       seeds=args.seeds, input_size=args.input_size, epochs=args.epochs, test_split=args.test_split,
                       out_dir=args.out)
@@ -731,9 +760,7 @@ def cmd_preset(args):
         with open(os.path.join(info.path, "README.md"), encoding="utf-8") as f:
             print(f.read())
     elif args.action == "save":
-        from attendnext_keras.saving import load_model
-
-        model = load_model(args.model)
+        model = _load_classifier(args.model)
         names = (_io.read_json(args.class_names, what="Class names file") if args.class_names else
                  _class_names_for(args.model, int(model.outputs[0].shape[-1]), warn=False))
         if names is None:
@@ -758,8 +785,16 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, naming the command and where its help is (argparse's own prints the
+    whole usage block first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="attendnext", description="AttendNeXt for Keras: build, train, quantize (QAT), export to int8 TFLite, "
                                        "run on LiteRT and TensorFlow Lite Micro. `attendnext run` is the main job.")
     parser.add_argument("--verbose", action="store_true",

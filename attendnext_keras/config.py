@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import os
 import typing
@@ -552,6 +553,25 @@ class RunConfig(_Config):
 # Files
 
 
+@functools.lru_cache(maxsize=None)
+def _unique_key_loader():
+    """PyYAML's safe loader, refusing a key given twice in one mapping (safe_load keeps the last silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
+
+
 def load_mapping(path) -> dict:
     """The mapping in a YAML (.yaml/.yml) or JSON file; a missing, unreadable or malformed file is one line."""
     import yaml  # deferred: PyYAML is only needed when a config file is read
@@ -565,7 +585,7 @@ def load_mapping(path) -> dict:
                                     f"Config file '{path}' is a folder, not a file.")
         try:
             with open(path, encoding="utf-8") as f:
-                values = yaml.safe_load(f)
+                values = yaml.load(f, Loader=_unique_key_loader())
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -180,8 +180,8 @@ def _claim_folder(path, overwrite) -> str:
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise NotADirectoryError(f"Cannot save a preset to '{folder}': it is a file.")
     if os.path.isdir(folder) and os.listdir(folder) and not overwrite:
-        raise ValueError(f"'{folder}' is not empty: pass overwrite=True to replace the preset in it, or choose "
-                         f"another folder.")
+        raise ValueError(f"'{folder}' is not empty: pass overwrite=True (CLI: --overwrite) to replace the preset in "
+                         f"it, or choose another folder.")
     os.makedirs(folder, exist_ok=True)
     if overwrite:  # the completion marker goes first, so a crash mid-save never leaves an old-looking preset
         metadata = os.path.join(folder, preset_store.METADATA_FILE)

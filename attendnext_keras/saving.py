@@ -43,3 +43,26 @@ def load_model(path):
             return loader(path)
     except (ValueError, OSError, TypeError, KeyError) as error:
         raise ValueError(f"Cannot load '{path}' as a model: {str(error).splitlines()[0]}") from error
+
+
+IMAGE_CLASSIFIER = "one RGB image input (batch, height, width, 3) and one (batch, classes) output"
+
+
+def check_image_classifier(model, source="the model"):
+    """Raises a one-line ValueError naming `source` unless `model` (Keras 3 or tf-keras) is what every attendnext
+    tool trains, converts and runs: an image classifier with IMAGE_CLASSIFIER; returns the model."""
+    inputs = [tuple(t.shape) for t in model.inputs]
+    outputs = [tuple(t.shape) for t in model.outputs]
+    if len(inputs) != 1 or len(inputs[0]) != 4 or inputs[0][-1] != 3:
+        raise ValueError(f"'{source}' takes {_describe_shapes(inputs, 'input')}; attendnext works with image "
+                         f"classifiers: {IMAGE_CLASSIFIER}.")
+    if len(outputs) != 1 or len(outputs[0]) != 2:
+        raise ValueError(f"'{source}' gives {_describe_shapes(outputs, 'output')}; attendnext works with image "
+                         f"classifiers: {IMAGE_CLASSIFIER}.")
+    return model
+
+
+def _describe_shapes(shapes, what) -> str:
+    if len(shapes) == 1:
+        return f"{what} of shape {shapes[0]}"
+    return f"{len(shapes)} {what}s of shapes {', '.join(map(str, shapes))}"

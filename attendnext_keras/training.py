@@ -318,6 +318,9 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, o
     A loss that becomes NaN or infinite stops the run with a ValueError; the last epoch's checkpoint stays intact.
     """
     config = config or TrainConfig()
+    if resume and overwrite:
+        raise ValueError("`resume` and `overwrite` exclude each other: continue the earlier run or replace it "
+                         "(CLI: --resume or --overwrite).")
     strategy = strategy or tf.distribute.get_strategy()
     if config.seed is not None:  # Python, NumPy, TensorFlow and Keras 3's seed generator: weights and dropout
         _keras.get_keras("keras").utils.set_random_seed(config.seed)

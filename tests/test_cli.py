@@ -195,6 +195,10 @@ def test_run_takes_a_config_file_and_flags_override_it(tmp_path, capsys, tiny_sp
     (["profile", "--variant", "micro", "--input-size", "100"], "multiples of 32"),
     (["explore", "--storage", "bogus", "--trials", "0"], "--storage must be a database URL"),
     (["micro", "--model", "m.tflite", "--images", "0"], "micro.images: must be at least 1, got 0"),
+    (["qat", "--model", "m.keras", "--epochs", "0"], "qat.epochs"),  # qat's own section, not train's
+    (["models", "zzz*"], "No model matches 'zzz*'"),
+    (["predict", "x.jpg", "--model", "m.tflite", "--top-k", "0"], "--top-k must be at least 1, got 0"),
+    (["train", "--resume", "--overwrite", "--epochs", "1"], "`resume` and `overwrite` exclude each other"),
 ])
 def test_user_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
@@ -228,6 +232,41 @@ def test_files_that_are_not_what_they_claim(tmp_path, capsys):
     assert main(["micro", "--model", str(text), "--out-dir", str(afile)]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["afile.txt", "model.keras"]
+
+
+def test_argument_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["micro", "--layout", "zephyr"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("attendnext micro: error: argument --layout: invalid choice") and "--help" in err
+
+
+def test_models_that_are_not_image_classifiers_are_refused_by_name(tmp_path, capsys):
+    import keras
+
+    vector = keras.Sequential([keras.Input((10,)), keras.layers.Dense(5)])
+    vector.save(tmp_path / "vector.keras")
+    for argv in (["evaluate", "--model", str(tmp_path / "vector.keras")],
+                 ["export", "--model", str(tmp_path / "vector.keras"), "--out", str(tmp_path / "v.tflite")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "'vector.keras' takes input of shape (None, 10); attendnext works with image classifiers" in err.replace(
+            str(tmp_path) + os.sep, "")
+    assert not (tmp_path / "v.tflite").exists()
+
+
+def test_micro_and_benchmark_refuse_files_that_do_not_describe_what_they_claim(trained_run, tmp_path, capsys):
+    model = tmp_path / "m.tflite"
+    shutil.copy(trained_run / "model_int8.tflite", model)
+    metadata = json.loads((trained_run / "model_int8.json").read_text())
+    (tmp_path / "m.json").write_text(json.dumps({**metadata, "class_names": ["a", "b"]}))
+    assert main(["micro", "--model", str(model), "--out-dir", str(tmp_path / "c")]) == 2
+    assert "gives 2 class names (the model has 5 classes)" in capsys.readouterr().err
+    (tmp_path / "peers.json").write_text('{"foo": 1}')
+    assert main(["benchmark", "--from-json", str(tmp_path / "peers.json"), "--out", str(tmp_path / "b")]) == 2
+    assert "is not an `attendnext benchmark` result" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "b").exists()
 
 
 def test_every_flag_has_help():

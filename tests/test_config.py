@@ -53,6 +53,9 @@ def test_files_round_trip_and_errors_name_the_file(tmp_path):
     bad.write_text("train:\n  epochs: [1\n")
     with pytest.raises(ConfigError, match=r"Config file '.*bad.yaml' is not valid YAML \(line 3"):
         load_config(bad)
+    bad.write_text("train:\n  epochs: 1\n  epochs: 2\n")  # YAML's safe_load would keep 2 silently
+    with pytest.raises(ConfigError, match=r"not valid YAML \(line 3, column 3\): key 'epochs' is given twice"):
+        load_config(bad)
     bad.write_text("train:\n  learning_rate: '0.01'\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: train.learning_rate: expected a number, got '0.01'"):
         load_config(bad)

@@ -127,6 +127,22 @@ def test_unknown_input_size_is_refused():
         to_tflite(keras.Model(inp, keras.layers.Conv2D(2, 3)(inp)), "float32")
 
 
+def test_recurrent_layers_are_refused_in_int8_and_reported_in_float32():
+    """TensorFlow's converter crashes the process calibrating an LSTM for int8: refused before converting. In float32
+    the report handles the optional (index -1) tensors such ops have."""
+    import keras
+
+    from attendnext_keras.deploy.report import conversion_report
+
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Reshape((8, 24))(inp)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Bidirectional(keras.layers.LSTM(4))(x)))
+    with pytest.raises(ValueError, match="int8 conversion of recurrent layers \\(LSTM '.*'\\)"):
+        to_tflite(model, "int8-ptq", representative_data=np.zeros((2, 8, 8, 3), np.float32))
+    report = conversion_report(to_tflite(model, "float32"), model, mode="float32", check_micro=False)
+    assert report.partitions >= 1 and "WHILE" in report.op_histogram
+
+
 def test_micro_runner_checks_its_input(micro_int8):
     with pytest.raises(ValueError, match="int8 of shape"):
         MicroRunner(micro_int8).run(np.zeros((1, 96, 96, 3), np.float32))

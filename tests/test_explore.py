@@ -147,6 +147,13 @@ def test_candidates_that_break_a_cheap_limit_are_not_trained(tmp_path):
     assert "No feasible trial" in (tmp_path / "results.md").read_text()
 
 
+def test_bad_data_fails_before_a_study_is_stored(tmp_path):
+    with pytest.raises((ValueError, FileNotFoundError), match="missing"):
+        explore(data=DataConfig(source=str(tmp_path / "missing")), study_name="bad",
+                storage=f"sqlite:///{tmp_path}/store/study.db", trials=1, out_dir=str(tmp_path / "out"), verbose=0)
+    assert not (tmp_path / "store").exists() and not (tmp_path / "out").exists()
+
+
 def test_selection_never_reports_a_trial_that_breaks_a_rule_or_a_limit():
     micro = VARIANTS["micro"]
     non_columnar = micro.replace(stages=tuple(dataclasses.replace(s, columns=s.columns[:1], merge="concat")

@@ -176,7 +176,8 @@ def test_a_killed_run_continues_from_its_checkpoint(tmp_path, monkeypatch):
 def test_bad_models_fail_before_training(tmp_path, changes, message, monkeypatch):
     monkeypatch.setattr(study, "train_one", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises((ValueError, FileNotFoundError), match=message):
-        study.run_study(_config(tmp_path, **changes), DataConfig(), RECIPE, verbose=0)
+        study.run_study(_config(tmp_path / "out", **changes), DataConfig(), RECIPE, verbose=0)
+    assert not (tmp_path / "out").exists()  # nothing written for bad input
 
 
 def test_data_that_cannot_be_halved_or_has_one_class_fails_before_training(tmp_path, monkeypatch):
@@ -191,6 +192,7 @@ def test_data_that_cannot_be_halved_or_has_one_class_fails_before_training(tmp_p
                 Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"{i}.png")
     with pytest.raises(ValueError, match="1 image\\(s\\) of class 'a': at least 2 per class"):
         study.run_study(_config(tmp_path / "o1"), DataConfig(source=str(tmp_path / "small")), RECIPE, verbose=0)
+    assert not (tmp_path / "o1").exists()
     single = tmp_path / "single" / "train" / "a"
     single.mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(single / "0.png")
@@ -251,6 +253,7 @@ def test_latency_stage_times_the_front_before_it_is_trained(tmp_path, monkeypatc
 
 def test_stage_all_runs_front_ablations_then_latency(tmp_path, monkeypatch):
     stages = []
+    monkeypatch.setattr(study, "_plan", lambda *args: ())
     monkeypatch.setattr(study, "_train_stage", lambda config, *args: stages.append(config.stage))
     monkeypatch.setattr(study, "_latency_stage", lambda config, results: stages.append(config.stage))
     monkeypatch.setattr(study.study_report, "write_report", lambda out_dir, config: stages.append("report"))

@@ -99,9 +99,26 @@ def _check_request(model, mode, representative_data, calibration_steps, batch_si
     if any(d is None for d in model.inputs[0].shape[1:]):
         raise ValueError(f"Model '{model.name}' has an input of unknown size {tuple(model.inputs[0].shape)}; TFLite "
                          f"needs static shapes. Build it with a fixed `input_shape`, e.g. (224, 224, 3).")
+    if mode in ("int8", "int8-ptq"):
+        _check_no_recurrent_layers(model)
     if mode == "int8-ptq":
         return _checked_calibration(representative_data, model.inputs[0].shape, calibration_steps)
     return None
+
+
+def _check_no_recurrent_layers(model):
+    """TensorFlow 2.21's converter crashes the process (a segmentation fault, no Python error) when it calibrates a
+    recurrent layer for int8: refuse such a model before converting."""
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []) or [])
+        stack.extend(inner for inner in (getattr(layer, "layer", None), getattr(layer, "forward_layer", None))
+                     if inner is not None)
+        if any(cls.__name__ == "RNN" for cls in type(layer).__mro__):
+            raise ValueError(f"int8 conversion of recurrent layers ({type(layer).__name__} '{layer.name}') crashes "
+                             f"TensorFlow's converter; attendnext exports convolutional image classifiers in int8. "
+                             f"Export '{model.name}' as float32, float16 or dynamic instead.")
 
 
 def _convert(converter, mode, images, int8_io):

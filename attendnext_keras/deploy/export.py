@@ -32,6 +32,7 @@ from attendnext_keras.deploy import tflite_metadata, vela
 from attendnext_keras.deploy.conversion import MODES, to_tflite
 from attendnext_keras.deploy.metadata import build_metadata, metadata_path
 from attendnext_keras.deploy.report import ConversionReport, conversion_report
+from attendnext_keras.saving import check_image_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def export(model, path, mode="int8", representative_data=None, class_names=None,
     path = os.fspath(path)
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
+    check_image_classifier(model, getattr(model, "name", "the model"))
     if not path.endswith(".tflite"):
         raise ValueError(f"The output path should end in .tflite. Received: path={path!r}")
     npu = vela.check_request(target, mode)

@@ -150,15 +150,16 @@ class Predictor:
             raise ValueError(f"Cannot load {_quote(source)} as a TFLite model: {error}") from error
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"{_quote(source)} has {len(inputs)} inputs and {len(outputs)} outputs; a Predictor runs "
+            raise ValueError(f"{_quote(source)} has {len(inputs)} inputs and {len(outputs)} outputs; attendnext runs "
                              f"image classifiers with one of each.")
         self._input, self._output = inputs[0], outputs[0]
         shape, out_shape = tuple(int(d) for d in self._input["shape"]), tuple(int(d) for d in self._output["shape"])
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
-            raise ValueError(f"{_quote(source)} takes input of shape {shape}; a Predictor needs one RGB image, "
-                             f"(1, height, width, 3).")
+            raise ValueError(f"{_quote(source)} takes input of shape {shape}; attendnext runs image "
+                             f"classifiers with one RGB image input, (1, height, width, 3).")
         if len(out_shape) != 2 or out_shape[0] != 1:
-            raise ValueError(f"{_quote(source)} gives output of shape {out_shape}; a Predictor needs (1, classes).")
+            raise ValueError(f"{_quote(source)} gives output of shape {out_shape}; attendnext runs image "
+                             f"classifiers with one (1, classes) output.")
         self._input_q, self._output_q = _quantization(self._input), _quantization(self._output)
         for detail, (scale, _) in ((self._input, self._input_q), (self._output, self._output_q)):
             if np.issubdtype(detail["dtype"], np.integer) and scale <= 0:

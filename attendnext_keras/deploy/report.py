@@ -131,7 +131,7 @@ def conversion_report(model_content: bytes, model=None, mode: str | None = None,
     interpreter = litert.load_interpreter(model_content, xnnpack=False)
     tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
     ops = interpreter._get_ops_details()
-    produced = {int(t) for op in ops for t in op["outputs"]}
+    produced = {int(t) for op in ops for t in op["outputs"] if t >= 0}  # -1: an optional tensor left out
     graph_inputs = {d["index"] for d in interpreter.get_input_details()}
     activations = produced | graph_inputs
 

@@ -241,23 +241,31 @@ def run_study(config: StudyConfig, data_config: DataConfig, recipe: TrainConfig,
             results = run_study(config.replace(stage=stage), data_config, recipe, verbose)
         return results
     out_dir = config.out_dir
+    # Data, models and input size are checked before the study folder is made: bad input leaves nothing behind.
+    planned = _plan(config, data_config, recipe) if config.stage in ("front", "ablations") else None
     with _io.folder_lock(out_dir, "study"):
         results = load_results(out_dir)
-        if config.stage in ("front", "ablations"):
-            _train_stage(config, data_config, recipe, results, verbose)
+        if planned is not None:
+            _train_stage(config, data_config, recipe, results, verbose, planned)
         elif config.stage == "latency":
             _latency_stage(config, results)
         study_report.write_report(out_dir, config)
     return results
 
 
-def _train_stage(config, data_config, recipe, results, verbose):
+def _plan(config, data_config, recipe):
+    """(study data, [(candidate, seed, hash)], {label: (hash, legacy hash)}) of a training stage; building every
+    model for its hash checks the models and the input size before anything trains."""
     study_data = load_study_data(data_config, config.test_split)
     classes = study_data.train.num_classes
     todo = candidates(config, config.out_dir)
     keyed = {c.label: run_hashes(c, recipe, config, study_data, classes) for c in todo}
     # Seed-major order: every model's first seed before any second seed, so a partial study already has a front.
-    plan = [(c, seed, keyed[c.label][0]) for seed in config.seeds for c in todo]
+    return study_data, [(c, seed, keyed[c.label][0]) for seed in config.seeds for c in todo], keyed
+
+
+def _train_stage(config, data_config, recipe, results, verbose, planned):
+    study_data, plan, keyed = planned
     _rekey_legacy(config.out_dir, results, [(c, s, d, keyed[c.label][1]) for c, s, d in plan])
     results["study"] = {"data": study_data.description, "recipe": recipe.to_dict(), "input_size": config.input_size,
                         "epochs": config.epochs}

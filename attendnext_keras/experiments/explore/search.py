@@ -262,22 +262,27 @@ def explore(config: ExploreConfig | None = None, data: DataConfig | None = None,
                                                         "max_partitions")})
     if verbose < 2:  # our one line per trial replaces Optuna's (which lists every parameter)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The data and the reference are checked before anything is written: a bad folder leaves no study behind.
+    evaluator = _evaluator(config, data) if config.trials else None
     os.makedirs(config.out_dir, exist_ok=True)
     study = open_study(config.study_name, config.storage, config.objective, config.sampler, config.seed)
     if "settings" not in study.user_attrs:
         study.set_user_attr("settings", {**config.to_dict(), "base_variant": base.name, "data": data.to_dict()})
     if config.trials:
-        _search(study, config, data, base, limits, verbose)
+        _search(study, config, evaluator, base, limits, verbose)
     return write_report(study, config.out_dir, limits, config.objective, verbose=verbose)
 
 
-def _search(study, config, data, base, limits, verbose):
+def _evaluator(config, data):
+    return Evaluator(data.source, data.train_split, data.val_split, data.data_dir, epochs=config.epochs,
+                     batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
+                     reference=config.reference, reference_dir=os.path.join(config.out_dir, "reference"),
+                     calibration_images=config.calibration_images, latency_runs=config.latency_runs,
+                     threads=config.threads, test_split=config.test_split)
+
+
+def _search(study, config, evaluator, base, limits, verbose):
     """Proposes and evaluates candidates until `config.trials` trained, or too many failed in a row."""
-    evaluator = Evaluator(data.source, data.train_split, data.val_split, data.data_dir, epochs=config.epochs,
-                          batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
-                          reference=config.reference, reference_dir=os.path.join(config.out_dir, "reference"),
-                          calibration_images=config.calibration_images, latency_runs=config.latency_runs,
-                          threads=config.threads, test_split=config.test_split)
     if "classes" not in study.user_attrs.get("settings", {}):
         study.set_user_attr("settings", {**study.user_attrs.get("settings", {}), "classes": evaluator.classes})
     say = logger.info if verbose else logger.debug
