@@ -55,6 +55,8 @@ _SECTIONS = {"DataConfig": "data", "ModelConfig": "model", "TrainConfig": "train
 
 
 def _model_name(args, default):
+    if getattr(args, "arch", None) and getattr(args, "variant", None):
+        raise ValueError(f"--arch {args.arch} and --variant {args.variant} both name the model: give one.")
     name = getattr(args, "arch", None) or getattr(args, "variant", None)
     if name is None:
         return default

@@ -197,6 +197,7 @@ def test_run_takes_a_config_file_and_flags_override_it(tmp_path, capsys, tiny_sp
     (["micro", "--model", "m.tflite", "--images", "0"], "micro.images: must be at least 1, got 0"),
     (["qat", "--model", "m.keras", "--epochs", "0"], "qat.epochs"),  # qat's own section, not train's
     (["models", "zzz*"], "No model matches 'zzz*'"),
+    (["profile", "--variant", "micro", "--arch", "mobilenet_v2"], "both name the model: give one"),
     (["predict", "x.jpg", "--model", "m.tflite", "--top-k", "0"], "--top-k must be at least 1, got 0"),
     (["train", "--resume", "--overwrite", "--epochs", "1"], "`resume` and `overwrite` exclude each other"),
 ])
