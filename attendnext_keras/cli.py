@@ -327,7 +327,16 @@ def _tflite_classifier(path):
     from attendnext_keras.deploy.predictor import Predictor
 
     blob = litert.read_tflite(path)
-    predictor = Predictor(path, xnnpack=False, crop_pct=preprocessing.DEFAULT_CROP_PCT, output_kind="logits")
+    quiet = logging.getLogger(Predictor.__module__)  # its advice on missing metadata is for Predictor's callers
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        predictor = Predictor(path, xnnpack=False, crop_pct=preprocessing.DEFAULT_CROP_PCT, output_kind="logits")
+    finally:
+        quiet.setLevel(level)
+    if predictor.metadata is None:
+        logger.warning("%s has no metadata (neither a JSON beside it nor inside it): its class names cannot be "
+                       "checked.", path)
     return blob, predictor.metadata
 
 
@@ -436,7 +445,7 @@ def cmd_evaluate(args):
     if args.model.endswith(".tflite"):
         from attendnext_keras.deploy import litert
 
-        blob, metadata = _tflite_classifier(args.model)  # without metadata: a warning (class names unchecked)
+        blob, metadata = _tflite_classifier(args.model)
         size = litert.input_size(blob)[0]
         data.check_classes(litert.output_classes(blob), (metadata or {}).get("class_names"), source, args.model)
         result = litert.evaluate_tflite(blob, data.make_dataset(source, size, args.batch_size, training=False))
@@ -517,8 +526,7 @@ def cmd_micro(args):
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         raise NotADirectoryError(f"--out-dir '{args.out_dir}' is a file, not a folder.")
     exported, metadata = _tflite_classifier(args.model)  # metadata: the class names for the header
-    source = data.load_source(args.data or "default", args.split, args.data_dir, args.manual_dir)
-    data.check_classes(litert.output_classes(exported), (metadata or {}).get("class_names"), source, args.model)
+    source = data.load_source(args.data or "default", args.split, args.data_dir, args.manual_dir)  # images only
     blob = micro.strip_for_micro(exported) if cfg.strip else exported
     images = data.calibration_images(source, litert.input_size(blob), count=min(cfg.images, source.num_examples))
     runner = micro.MicroRunner(blob)
@@ -641,12 +649,13 @@ def cmd_explore(args):
     if cfg.storage and "://" not in cfg.storage:
         raise ValueError(f"--storage must be a database URL such as sqlite:///runs/explore/study.db. "
                          f"Received: {cfg.storage!r}")
-    protocol = (finalists.load_protocol(cfg.finalist_protocol, config.data) if cfg.finalist_protocol else
-                (config.study, config.train, config.data))  # read (and checked) before the search
-    if not cfg.finalists:
-        if cfg.finalist_protocol:
-            logger.warning("--finalist-protocol is not used: --finalists is 0 (no finalists to train).")
-        protocol = None
+    protocol = None
+    if cfg.finalists:  # read and checked before the search
+        study, recipe, data = (finalists.load_protocol(cfg.finalist_protocol, config.data) if cfg.finalist_protocol
+                               else (config.study, config.train, config.data))
+        protocol = (finalists.check_protocol(study, cfg), recipe, data)
+    elif cfg.finalist_protocol:
+        logger.warning("--finalist-protocol is not used: --finalists is 0 (no finalists to train).")
     result = explore(cfg, data=config.data)
     if result.winner is None:
         print("no feasible candidate yet: nothing reported as best (see the table for what each trial broke)")

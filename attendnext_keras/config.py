@@ -423,7 +423,7 @@ class ExploreConfig(_Config):
     max_arena_bytes: Optional[int] = None
     max_latency_ms: Optional[float] = None
     min_accuracy: Optional[float] = None  # int8 top-1 on the selection half, a fraction
-    max_partitions: Optional[int] = None  # XNNPACK partitions of the int8 model; 1: the whole graph delegated
+    max_partitions: Optional[int] = None  # XNNPACK partitions plus ops left outside; 1: the int8 graph in one partition
     test_split: Optional[str] = None  # a split reported only; None: the held-out split's test half
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     reference: str = "micro"  # variant whose int8 model is timed beside every candidate
@@ -563,6 +563,8 @@ def _unique_key_loader():
             seen = set()
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, typing.Hashable):
+                    break  # PyYAML's own error for an unhashable key follows
                 if key in seen:
                     raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
                                                             key_node.start_mark)

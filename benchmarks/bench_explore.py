@@ -129,13 +129,13 @@ def _markdown(rows, settings, machine, reference):
     return "\n".join(lines)
 
 
-def _finalists_section(summary, out) -> str:
+def _finalists_section(summary) -> str:
     """The finalists trained with the full protocol: what decides, where the screening above only proposes."""
     if not summary:
         return ""
     from attendnext_keras.experiments.explore import finalists
 
-    study_md = os.path.relpath(os.path.join(os.path.dirname(summary["chosen_spec"]), "study.md"), out)
+    study_md = os.path.join(os.path.dirname(summary["chosen_spec"]), "study.md")
     return ("\n\n## Finalists under the full protocol\n\nThe study's recipe, input size, epochs and seeds for each "
             "finalist and the hand-designed variant; chosen on the selection half, the test half reported only "
             f"(latency, fronts and paired statistics: `{study_md}`).\n\n" + finalists.describe(summary))
@@ -177,7 +177,7 @@ def main(argv=None):
     from attendnext_keras.deploy import litert
     from attendnext_keras.deploy.conversion import to_tflite
     from attendnext_keras.experiments.benchmark import build_model, resolve_models
-    from attendnext_keras.experiments.explore import Evaluator, explore, finalists
+    from attendnext_keras.experiments.explore import evaluator_for, explore, finalists
     from attendnext_keras.models import AttendNeXt
     from attendnext_keras.specs import ModelSpec
 
@@ -198,7 +198,10 @@ def main(argv=None):
                            objective=args.objective, base_variant="micro", input_sizes=(args.size,),
                            epochs=args.epochs, batch_size=args.batch_size, out_dir=str(search_dir), seed=args.seed,
                            timeout=args.timeout, threads=args.threads, max_partitions=1, finalists=args.finalists)
-    protocol = finalists.load_protocol(args.protocol, data) if args.finalists else None  # before the search
+    protocol = None
+    if args.finalists:  # read and checked before the search
+        study, recipe, protocol_data = finalists.load_protocol(args.protocol, data)
+        protocol = (finalists.check_protocol(study, config), recipe, protocol_data)
     result = explore(config, data=data)
     searched = time.time() - started
     if result.winner is None:
@@ -207,11 +210,7 @@ def main(argv=None):
     winner_spec = ModelSpec.from_dict(result.winner.user_attrs["spec"])
 
     # The search's own evaluator settings, so that the baselines get the same budget, data halves and reference.
-    evaluator = Evaluator(data.source, data.train_split, data.val_split, data.data_dir, epochs=config.epochs,
-                          batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
-                          reference=config.reference, reference_dir=str(search_dir / "reference"),
-                          calibration_images=config.calibration_images, latency_runs=config.latency_runs,
-                          threads=config.threads, test_split=config.test_split)
+    evaluator = evaluator_for(config, data)
     metrics = {winner_name: dict(result.winner.user_attrs["metrics"])}
     builders = {winner_name: lambda: AttendNeXt(spec=winner_spec, input_shape=(args.size, args.size, 3),
                                                 classes=evaluator.classes, classifier_activation=None)}
@@ -250,22 +249,40 @@ def main(argv=None):
                 "selection_images": evaluator.select_source.num_examples,
                 "test_images": evaluator.test_source.num_examples,
                 "search_seconds": searched, "total_seconds": time.time() - started}
+    spec_path = os.path.relpath(result.paths["spec"], out)  # relative, so the markdown reads the same anywhere
+    record = {"settings": settings, "machine": info, "rows": rows, "winner_trial": result.winner.number,
+              "winner_spec": winner_spec.to_dict(),
+              "latency_ms": {f"{name} / {fmt}": {k: v for k, v in s.items() if k != "samples"}
+                             for (name, fmt), s in stats.items()},
+              "latency_ms_samples": {f"{name} / {fmt}": s["samples"] for (name, fmt), s in stats.items()}}
+    paths = _write(out, record, reference, spec_path)  # the screening's results first: the finalists take hours
     if protocol:
         summary = finalists.run_finalists(result, config, *protocol, verbose=0)
-        settings["finalists"] = summary
-    info["load_average_after"] = provenance.load_average()
-    table = _markdown(rows, settings, info, reference) + _finalists_section(settings.get("finalists"), out)
-    spec_path = os.path.relpath(result.paths["spec"], out)  # relative, so the markdown reads the same anywhere
-    paths = [_io.write_atomic(out / "explore_bench.md", table + "\n\nWinner spec: `" + spec_path + "`\n"),
-             _io.write_json(out / "explore_bench.json", {
-                 "settings": settings, "machine": info, "rows": rows, "winner_trial": result.winner.number,
-                 "winner_spec": winner_spec.to_dict(),
-                 "latency_ms": {f"{name} / {fmt}": {k: v for k, v in s.items() if k != "samples"}
-                                for (name, fmt), s in stats.items()},
-                 "latency_ms_samples": {f"{name} / {fmt}": s["samples"] for (name, fmt), s in stats.items()}})]
-    print(table)
+        settings["finalists"] = _relative_paths(summary, out)
+        settings["total_seconds"] = time.time() - started
+        paths = _write(out, record, reference, spec_path)
+    print(open(paths[0], encoding="utf-8").read())
     print(f"\nsearch {searched / 60:.1f} min, total {(time.time() - started) / 60:.1f} min; wrote "
           f"{', '.join(map(str, paths))}")
+
+
+def _write(out, record, reference, spec_path) -> list:
+    from attendnext_keras import _io, provenance
+
+    record["machine"]["load_average_after"] = provenance.load_average()
+    table = (_markdown(record["rows"], record["settings"], record["machine"], reference)
+             + _finalists_section(record["settings"].get("finalists")))
+    return [_io.write_atomic(out / "explore_bench.md", table + "\n\nWinner spec: `" + spec_path + "`\n"),
+            _io.write_json(out / "explore_bench.json", record)]
+
+
+def _relative_paths(summary, out):
+    """The finalists' summary with its paths relative to `out`, so that the committed files read the same anywhere."""
+    def rel(path):
+        return os.path.relpath(path, out) if os.path.isabs(path) or os.path.exists(path) else path
+
+    return {**summary, "chosen": rel(summary["chosen"]), "chosen_spec": rel(summary["chosen_spec"]),
+            "models": {rel(name): row for name, row in summary["models"].items()}}
 
 
 if __name__ == "__main__":

@@ -184,15 +184,22 @@ def test_selection_never_reports_a_trial_that_breaks_a_rule_or_a_limit():
     assert all(c > 0 for c in trials[0].user_attrs["constraints"][3:4])  # tflite_bytes recorded as violated
 
 
-def test_one_xnnpack_partition_as_a_limit_and_trials_stored_before_it_existed():
-    from attendnext_keras.experiments.explore.space import constraints_func
+def test_one_xnnpack_partition_as_a_limit_and_studies_stored_before_it_existed(tmp_path):
+    from attendnext_keras.experiments.explore import open_study
 
     limits = Limits(max_partitions=1)
-    assert limits.violations({"partitions": 2}) == ["partitions"] and limits.violations({"partitions": 1}) == []
-    assert dict(zip(CONSTRAINT_NAMES, constraint_vector({"partitions": 3}, limits)))["partitions"] == 2.0
-    old = optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, values=[0.5], params={},
-                                    distributions={}, user_attrs={"constraints": [0.0] * 7})  # before "partitions"
-    assert constraints_func(old) == [0.0] * len(CONSTRAINT_NAMES)
+    # Segments: XNNPACK partitions plus ops left outside them (none delegated: every op its own segment).
+    assert limits.violations({"graph_segments": 2}) == ["partitions"] and limits.violations({"graph_segments": 1}) == []
+    assert dict(zip(CONSTRAINT_NAMES, constraint_vector({"graph_segments": 3}, limits)))["partitions"] == 2.0
+    storage = f"sqlite:///{tmp_path}/old.db"
+    old = open_study("old", storage, "netscore")
+    old.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, values=[50.0], params={},
+                                            distributions={}, user_attrs={"constraints": [0.0] * 7}))
+    with pytest.raises(ValueError, match=r"holds trials with \[7\] constraints.*another study name"):
+        explore(data=DataConfig(), study_name="old", storage=storage, trials=1, out_dir=str(tmp_path / "o"),
+                verbose=0)
+    assert explore(data=DataConfig(), study_name="old", storage=storage, trials=0, out_dir=str(tmp_path / "o"),
+                   verbose=0).study.study_name == "old"  # its reports still work
 
 
 # ---------------------------------------------------------------------------------------------------------------------

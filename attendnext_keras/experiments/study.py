@@ -39,8 +39,9 @@ import numpy as np
 from attendnext_keras import _io, _keras, data, profiling, provenance, registry
 from attendnext_keras.config import STUDY_RUN_ORDER, BenchmarkConfig, DataConfig, StudyConfig, TrainConfig
 from attendnext_keras.experiments import ablations, benchmark, benchmark_report, shift, study_report
+from attendnext_keras.models import AttendNeXt
 from attendnext_keras.saving import load_model
-from attendnext_keras.specs import VARIANTS, get_spec, load_spec, save_spec
+from attendnext_keras.specs import VARIANTS, ModelSpec, get_spec, load_spec, save_spec
 from attendnext_keras.training import train
 
 logger = logging.getLogger(__name__)
@@ -59,10 +60,19 @@ class Candidate:
     name: str
     family: str
     arm: str | None = None
+    spec: ModelSpec | None = None  # an ablation arm's spec, written to `name` (a spec file) once the folder is held
 
     def build(self, input_size, classes):
+        if self.spec is not None:  # exactly as `registry.create_model` builds it from the spec file
+            return AttendNeXt(variant="base", spec=self.spec, input_shape=(input_size, input_size, 3),
+                              classes=classes, classifier_activation=None, enforce_constraints=False)
         extra = {"enforce_constraints": False} if self.family == "attendnext" else {}
         return registry.create_model(self.name, input_size=input_size, classes=classes, **extra)
+
+    def write_spec(self):
+        if self.spec is not None:
+            os.makedirs(os.path.dirname(self.name), exist_ok=True)
+            save_spec(self.spec, self.name)
 
 
 @dataclasses.dataclass
@@ -103,18 +113,16 @@ def _relative(path, root):
 
 
 def candidates(config: StudyConfig, out_dir) -> list:
-    """The stage's models: the front's registry names (or spec files), or the ablation arms written as spec files."""
+    """The stage's models: the front's registry names (or spec files), or the ablation arms (their spec files are
+    written by `_train_stage`, once the study folder is held)."""
     if config.stage == "front":
         return [Candidate(label=n, name=n, family=registry.model_info(n).family) for n in config.models]
     base = get_spec(config.ablation_base[len("attendnext_"):] if config.ablation_base.startswith("attendnext_")
                     else config.ablation_base)
     specs_dir = os.path.join(out_dir, "specs")
-    os.makedirs(specs_dir, exist_ok=True)
-    out = []
-    for arm, spec in ablations.ablation_specs(base, config.input_size).items():
-        path = save_spec(spec, os.path.join(specs_dir, f"{spec.name}.json"))
-        out.append(Candidate(label=f"attendnext_{base.name}:{arm}", name=path, family="attendnext", arm=arm))
-    return out
+    return [Candidate(label=f"attendnext_{base.name}:{arm}", name=os.path.join(specs_dir, f"{spec.name}.json"),
+                      family="attendnext", arm=arm, spec=spec)
+            for arm, spec in ablations.ablation_specs(base, config.input_size).items()]
 
 
 # Recipe fields added after the study's protocol was fixed, with the value that trains exactly as before: left out of
@@ -266,6 +274,8 @@ def _plan(config, data_config, recipe):
 
 def _train_stage(config, data_config, recipe, results, verbose, planned):
     study_data, plan, keyed = planned
+    for candidate in {c.label: c for c, _, _ in plan}.values():
+        candidate.write_spec()
     _rekey_legacy(config.out_dir, results, [(c, s, d, keyed[c.label][1]) for c, s, d in plan])
     results["study"] = {"data": study_data.description, "recipe": recipe.to_dict(), "input_size": config.input_size,
                         "epochs": config.epochs}

@@ -16,6 +16,7 @@ results.json, study.md and latency.md, `chosen_spec.json`, `finalists.json`) and
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -24,7 +25,7 @@ from attendnext_keras import _io, provenance
 from attendnext_keras.config import DataConfig, StudyConfig, TrainConfig, load_config
 from attendnext_keras.experiments.study import load_results, run_study
 from attendnext_keras.experiments.study_report import aggregate, current_runs
-from attendnext_keras.specs import ModelSpec, get_spec, save_spec
+from attendnext_keras.specs import ModelSpec, get_spec, load_spec, save_spec
 
 def pick_finalists(best_trials, count: int) -> list:
     """Up to `count` trials spread evenly along `best_trials` (sorted from most accurate to fastest), ends included."""
@@ -56,17 +57,53 @@ def _finalist_specs(trials, deploy_size, folder) -> list:
     return paths
 
 
+def _design(spec: ModelSpec) -> str:
+    """A spec's architecture without its name, description and deployment size: what the study's run hash sees."""
+    values = {k: v for k, v in spec.to_dict().items() if k not in ("name", "description", "input_size")}
+    return json.dumps(values, sort_keys=True)
+
+
+def distinct_designs(trials, base: ModelSpec) -> list:
+    """`trials` without those repeating an earlier trial's design or the base variant's (a search over input sizes
+    finds one layout at two sizes; trained at the study's one size they are one model, and one run)."""
+    seen, out = {_design(base)}, []
+    for trial in trials:
+        design = _design(ModelSpec.from_dict(trial.user_attrs["spec"]))
+        if design not in seen:
+            seen.add(design)
+            out.append(trial)
+    return out
+
+
+def check_protocol(study: StudyConfig, explore_config) -> StudyConfig:
+    """The study settings the finalists train with, checked before any search: an input size the base variant can
+    take, and the search's own test split (the finalists' test must be what the search never chose on)."""
+    stride = get_spec(explore_config.base_variant).strides[-1]
+    if study.input_size % stride:
+        raise ValueError(f"The finalist protocol's study.input_size {study.input_size} is not a multiple of "
+                         f"{stride}, the output stride of '{explore_config.base_variant}'.")
+    if study.test_split and explore_config.test_split and study.test_split != explore_config.test_split:
+        raise ValueError(f"The finalist protocol's study.test_split '{study.test_split}' is not the search's "
+                         f"explore.test_split '{explore_config.test_split}': the finalists' test would be data the "
+                         f"search chose on.")
+    return study.replace(test_split=study.test_split or explore_config.test_split)
+
+
 def run_finalists(result, explore_config, study: StudyConfig, recipe: TrainConfig, data: DataConfig,
                   verbose: int = 1) -> dict:
     """Trains and times the finalists of `result` (an ExploreResult) with the full protocol; returns the summary
     written to `finalists/finalists.json` (per model: mean selection and test top-1, seeds; the chosen spec)."""
-    trials = pick_finalists(result.best_trials, explore_config.finalists)
+    if explore_config.finalists < 1:
+        raise ValueError("`finalists` is 0: there is nothing to train with the full protocol.")
+    study = check_protocol(study, explore_config)
+    base = get_spec(explore_config.base_variant)
+    trials = pick_finalists(distinct_designs(result.best_trials, base), explore_config.finalists)
     if not trials:
-        raise ValueError("No feasible trial to train with the full protocol: the search has not found one yet "
+        raise ValueError("No feasible trial other than the base variant's design to train with the full protocol "
                          f"(see {os.path.join(explore_config.out_dir, 'results.md')}).")
     out_dir = os.path.join(explore_config.out_dir, "finalists")
     baseline = f"attendnext_{explore_config.base_variant}"
-    names = _finalist_specs(trials, get_spec(explore_config.base_variant).input_size, os.path.join(out_dir, "specs"))
+    names = _finalist_specs(trials, base.input_size, os.path.join(out_dir, "specs"))
     config = study.replace(models=(*names, baseline), out_dir=out_dir, npu_estimates=None)
     for stage in ("front", "latency", "report"):
         run_study(config.replace(stage=stage), data, recipe, verbose)
@@ -85,7 +122,7 @@ def summarize(out_dir, finalists, baseline) -> dict:
                    "params": front[name]["params"], "macs": front[name]["macs"]}
             for name in (*finalists, baseline)}
     chosen = max(finalists, key=lambda name: (rows[name]["selection_top1"], -rows[name]["macs"]))
-    spec_path = _io.write_atomic(os.path.join(out_dir, "chosen_spec.json"), open(chosen, encoding="utf-8").read())
+    spec_path = save_spec(load_spec(chosen), os.path.join(out_dir, "chosen_spec.json"))
     summary = {"chosen": chosen, "chosen_spec": spec_path, "baseline": baseline, "models": rows,
                "rule": "best mean selection-half top-1 (ties: fewer MACs); test top-1 reported only",
                "machine": provenance.machine_info()}

@@ -23,7 +23,8 @@ Each trial, in order (cheap checks first, so a rejected candidate costs millisec
    reference int8 model (`reference`, default the `micro` variant at the same input size, converted once per study
    and input size) in the same process, so latency is recorded in ms and as a ratio to the reference.
 5. `max_tflite_bytes`, `max_arena_bytes`, `max_latency_ms` (ms of this process), `min_accuracy` and
-   `max_partitions` (XNNPACK partitions: 1 keeps the whole int8 graph on the delegate) are checked.
+   `max_partitions` (XNNPACK partitions plus ops left outside them: 1 = the whole int8 graph in one partition) are
+   checked.
 
 Every trial stores its constraint values (> 0: violated) in `trial.user_attrs["constraints"]`; the sampler's
 `constraints_func` reads them, so TPE and NSGA-II learn to avoid infeasible regions. Reports recompute feasibility
@@ -56,7 +57,8 @@ from attendnext_keras import data as data_module
 from attendnext_keras.deploy import conversion, litert
 from attendnext_keras.deploy.report import micro_check
 from attendnext_keras.experiments.explore.report import ExploreResult, write_report
-from attendnext_keras.experiments.explore.space import (OBJECTIVES, SAMPLERS, Limits, _native_constraints,
+from attendnext_keras.experiments.explore.space import (CONSTRAINT_NAMES, OBJECTIVES, SAMPLERS, Limits,
+                                                        _native_constraints,
                                                         check_candidate, constraint_vector, constraints_func,
                                                         netscore_of, record_constraints, sample_spec)
 from attendnext_keras.models import AttendNeXt
@@ -176,6 +178,8 @@ class Evaluator:
         latency, reference_latency = float(np.median(samples["candidate"])), float(np.median(samples["reference"]))
         return {"tflite_bytes": len(blob), "weight_bytes": int(litert.weight_bytes(blob)),
                 "partitions": int(report["partitions"]), "ops_outside": list(report["ops_outside"]),
+                # what `max_partitions` limits: 1 only when the whole graph is one XNNPACK partition
+                "graph_segments": int(report["partitions"]) + len(report["ops_outside_indices"]),
                 "arena_bytes": micro_check(blob)["arena_bytes"],  # None when TFLM cannot run it
                 "latency_ms": latency, "reference_latency_ms": reference_latency,
                 "latency_ratio": latency / reference_latency}
@@ -263,7 +267,7 @@ def explore(config: ExploreConfig | None = None, data: DataConfig | None = None,
     if verbose < 2:  # our one line per trial replaces Optuna's (which lists every parameter)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The data and the reference are checked before anything is written: a bad folder leaves no study behind.
-    evaluator = _evaluator(config, data) if config.trials else None
+    evaluator = evaluator_for(config, data) if config.trials else None
     os.makedirs(config.out_dir, exist_ok=True)
     study = open_study(config.study_name, config.storage, config.objective, config.sampler, config.seed)
     if "settings" not in study.user_attrs:
@@ -273,7 +277,8 @@ def explore(config: ExploreConfig | None = None, data: DataConfig | None = None,
     return write_report(study, config.out_dir, limits, config.objective, verbose=verbose)
 
 
-def _evaluator(config, data):
+def evaluator_for(config: ExploreConfig, data: DataConfig) -> Evaluator:
+    """The Evaluator of an exploration's settings (benchmarks train their baselines with the same one)."""
     return Evaluator(data.source, data.train_split, data.val_split, data.data_dir, epochs=config.epochs,
                      batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
                      reference=config.reference, reference_dir=os.path.join(config.out_dir, "reference"),
@@ -283,6 +288,12 @@ def _evaluator(config, data):
 
 def _search(study, config, evaluator, base, limits, verbose):
     """Proposes and evaluates candidates until `config.trials` trained, or too many failed in a row."""
+    stored = {len(t.user_attrs["constraints"]) for t in study.get_trials(deepcopy=False)
+              if "constraints" in t.user_attrs}
+    if stored - {len(CONSTRAINT_NAMES)}:  # the samplers refuse to compare trials with other constraint counts
+        raise ValueError(f"Study '{config.study_name}' holds trials with {sorted(stored)} constraints, stored before "
+                         f"'{CONSTRAINT_NAMES[-1]}' was one (now {len(CONSTRAINT_NAMES)}); its reports still work "
+                         f"(--trials 0), but new trials need another study name.")
     if "classes" not in study.user_attrs.get("settings", {}):
         study.set_user_attr("settings", {**study.user_attrs.get("settings", {}), "classes": evaluator.classes})
     say = logger.info if verbose else logger.debug

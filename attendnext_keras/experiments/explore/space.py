@@ -25,8 +25,8 @@ OBJECTIVES = {
 SAMPLERS = ("tpe", "nsga2", "random")
 CONSTRAINT_NAMES = ("spec_rules", "params", "macs", "tflite_bytes", "arena_bytes", "latency_ms", "accuracy",
                     "partitions")
-"""The order of `trial.user_attrs["constraints"]`; a value > 0 means violated (relative excess over the limit). New
-names go last: a trial stored before one existed is read with it met (`constraints_func`)."""
+"""The order of `trial.user_attrs["constraints"]`; a value > 0 means violated (relative excess over the limit). A
+study stored with fewer takes no new trials (`search._search` says so): its samplers cannot compare the two."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ class Limits:
     max_arena_bytes: Optional[int] = None
     max_latency_ms: Optional[float] = None
     min_accuracy: Optional[float] = None
-    max_partitions: Optional[int] = None  # XNNPACK partitions of the int8 model (1: the whole graph delegated)
+    max_partitions: Optional[int] = None  # XNNPACK partitions plus ops outside them (1: the int8 graph in one)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -73,7 +73,7 @@ class Limits:
                ("tflite_bytes", "tflite_bytes", "max_tflite_bytes", False),
                ("arena_bytes", "arena_bytes", "max_arena_bytes", False),
                ("latency_ms", "latency_ms", "max_latency_ms", False), ("accuracy", "top1", "min_accuracy", False),
-               ("partitions", "partitions", "max_partitions", False))
+               ("partitions", "graph_segments", "max_partitions", False))
 
     def values(self, metrics: dict, cheap_only: bool = False) -> dict:
         """{constraint name: value} for the constraints after `spec_rules`: the relative excess over the limit
@@ -118,8 +118,7 @@ def constraint_vector(metrics: dict, limits: Limits, rejected: bool = False, che
 
 def constraints_func(trial) -> list:
     """The samplers' `constraints_func` (Optuna < 5): the trial's stored constraint values (unknown: infeasible)."""
-    values = list(trial.user_attrs.get("constraints", [1.0] * len(CONSTRAINT_NAMES)))
-    return values + [0.0] * (len(CONSTRAINT_NAMES) - len(values))
+    return list(trial.user_attrs.get("constraints", [1.0] * len(CONSTRAINT_NAMES)))
 
 
 def _native_constraints() -> bool:
