@@ -39,7 +39,6 @@ import numpy as np
 from attendnext_keras import _io, _keras, data, profiling, provenance, registry
 from attendnext_keras.config import STUDY_RUN_ORDER, BenchmarkConfig, DataConfig, StudyConfig, TrainConfig
 from attendnext_keras.experiments import ablations, benchmark, benchmark_report, shift, study_report
-from attendnext_keras.models import AttendNeXt
 from attendnext_keras.saving import load_model
 from attendnext_keras.specs import VARIANTS, ModelSpec, get_spec, load_spec, save_spec
 from attendnext_keras.training import train
@@ -63,11 +62,8 @@ class Candidate:
     spec: ModelSpec | None = None  # an ablation arm's spec, written to `name` (a spec file) once the folder is held
 
     def build(self, input_size, classes):
-        if self.spec is not None:  # exactly as `registry.create_model` builds it from the spec file
-            return AttendNeXt(variant="base", spec=self.spec, input_shape=(input_size, input_size, 3),
-                              classes=classes, classifier_activation=None, enforce_constraints=False)
         extra = {"enforce_constraints": False} if self.family == "attendnext" else {}
-        return registry.create_model(self.name, input_size=input_size, classes=classes, **extra)
+        return registry.create_model(self.spec or self.name, input_size=input_size, classes=classes, **extra)
 
     def write_spec(self):
         if self.spec is not None:
