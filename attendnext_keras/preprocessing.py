@@ -59,14 +59,26 @@ def eval_geometry(height, width, image_size, crop_pct=DEFAULT_CROP_PCT) -> tuple
     return resized_h, resized_w, (resized_h - target_h) // 2, (resized_w - target_w) // 2
 
 
+def _read_file(path) -> np.ndarray:
+    """An image file → uint8 (H, W, 3); a missing, corrupt or truncated file is an error naming it."""
+    try:
+        with Image.open(path) as opened:
+            return to_rgb(opened)  # the first frame of an animation, as tf.io.decode_image(expand_animations=False)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"Image file '{os.fspath(path)}' does not exist.") from error
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        # UnidentifiedImageError and truncated data are OSErrors; a decompression bomb (more pixels than Pillow's
+        # limit) is refused like a corrupt file
+        raise ValueError(f"Cannot read image file '{os.fspath(path)}': {error}") from error
+
+
 def to_rgb(image) -> np.ndarray:
     """A PIL image, an array (H, W), (H, W, 1|3|4) or a file path → uint8 array (H, W, 3). See the module docstring.
 
     Arrays: uint8 as is, uint16 keeps the high byte, other numbers are pixel values clipped to [0, 255] and rounded.
     """
     if isinstance(image, (str, os.PathLike)):
-        with Image.open(image) as opened:
-            return to_rgb(opened)  # the first frame of an animation, as tf.io.decode_image(expand_animations=False)
+        return _read_file(image)
     if isinstance(image, Image.Image):
         if image.mode.startswith("I"):  # 16-bit ("I;16*") or 32-bit ("I", how older Pillow opens 16-bit PNG) grey
             array = np.asarray(image).astype(np.int64)

@@ -35,6 +35,7 @@ def load_model(path):
         with open(path, "rb") as f:
             if f.read(8) != b"\x89HDF\r\n\x1a\n":
                 raise ValueError(f"'{path}' is not a Keras model: a .h5 file is an HDF5 file and this one is not.")
+        _check_h5_holds_a_model(path)
         loader, scope = _keras.get_keras("tf_keras").models.load_model, quantize_scope()
     else:
         raise ValueError(f"Model files are .keras (Keras 3) or .h5 (tf-keras, QAT). Received: {path}")
@@ -43,6 +44,19 @@ def load_model(path):
             return loader(path)
     except (ValueError, OSError, TypeError, KeyError) as error:
         raise ValueError(f"Cannot load '{path}' as a model: {str(error).splitlines()[0]}") from error
+
+
+def _check_h5_holds_a_model(path):
+    import h5py  # a TensorFlow dependency
+
+    try:
+        with h5py.File(path, "r") as h5:
+            has_config = "model_config" in h5.attrs
+    except OSError as error:
+        raise ValueError(f"Cannot load '{path}' as a model: {str(error).splitlines()[0]}") from error
+    if not has_config:  # save_weights' files (Keras 3's .weights.h5 too) hold no architecture
+        raise ValueError(f"'{path}' holds weights only, no model: build the model and call "
+                         f"model.load_weights('{path}'), or load a file written by model.save.")
 
 
 IMAGE_CLASSIFIER = "one RGB image input (batch, height, width, 3) and one (batch, classes) output"

@@ -2,6 +2,7 @@
 depend on the image, and the command writes one picture per photograph."""
 
 import json
+import pathlib
 
 import numpy as np
 
@@ -35,3 +36,9 @@ def test_explain_command_writes_a_picture_per_image(trained_run, tmp_path, capsy
         assert len(summary["modules"]) == 8 and summary["images"] == photos
     assert main(["explain", photos[0], "--model", str(tmp_path / "missing.keras")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(pathlib.Path(photos[0]).read_bytes()[:2000])
+    assert main(["explain", photos[0], str(cut), "--model", str(trained_run / "model_int8.tflite"),
+                 "--out", str(tmp_path / "cut")]) == 2
+    assert f"Cannot read image file '{cut}': image file is truncated" in capsys.readouterr().err
+    assert not (tmp_path / "cut").exists()  # nothing written for a batch with a bad image

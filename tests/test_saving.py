@@ -1,5 +1,7 @@
 """attendnext_keras.saving.load_model: saved models load with our layers registered; wrong files are one line."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,11 @@ def test_keras_and_h5_models_load(tmp_path):
     loaded = an.load_model(tmp_path / "m.keras")
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-5)
+    model.save_weights(tmp_path / "w.weights.h5")  # weights only; also copied under a model file's name
+    shutil.copy(tmp_path / "w.weights.h5", tmp_path / "w.h5")
+    for weights in ("w.weights.h5", "w.h5"):
+        with pytest.raises(ValueError, match=rf"'.*{weights}' holds weights only, no model: .*load_weights"):
+            an.load_model(tmp_path / weights)
 
 
 @pytest.mark.parametrize("name, content, message", [

@@ -275,12 +275,9 @@ class Predictor:
                 return preprocessing.preprocess_image(image, (height, width), self._crop_pct)
             if isinstance(image, (str, os.PathLike, Image.Image)):
                 image = preprocessing.to_rgb(image)
-        except FileNotFoundError as error:
-            raise FileNotFoundError(f"Image file '{name}' does not exist.") from error
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:  # UnidentifiedImageError:
-            # an OSError; a decompression bomb (more pixels than Pillow's limit) is refused like a corrupt file
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             if isinstance(image, (str, os.PathLike)):
-                raise ValueError(f"Cannot read image file '{name}': {error}") from error
+                raise  # preprocessing names the file
             raise ValueError(f"Cannot use {name}: {error}") from error
         array = np.asarray(image, dtype=np.float32)
         if array.shape != (height, width, 3):
