@@ -91,6 +91,9 @@ def test_kendall_tau_and_ranking_stability_by_hand():
     assert stats.kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
     assert stats.kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
     assert stats.kendall_tau([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)  # one of six pairs swapped
+    assert stats.kendall_tau([1, 1, 2], [5, 5, 7]) == 1.0  # the same ranking with a tie (tau-a would say 2/3)
+    assert stats.kendall_tau([1, 1, 2], [5, 6, 7]) == pytest.approx(2 / np.sqrt(2 * 3))  # scipy's tau-b: 0.816
+    assert stats.kendall_tau([1, 1, 1], [5, 6, 7]) == 0.0
     curves = {"a": [0.5, 0.6, 0.7, 0.8], "b": [0.6, 0.7, 0.75, 0.7], "c": [0.4, 0.5, 0.6, 0.65]}
     stability = stats.ranking_stability(curves)
     assert [e for e, _ in stability] == [1, 2, 3, 4] and stability[-1][1] == 1.0

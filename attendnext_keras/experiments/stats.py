@@ -154,12 +154,16 @@ def front_margins(front_a, front_b) -> list:
 
 
 def kendall_tau(a, b) -> float:
-    """Kendall's tau-a between two scorings of the same items (1: same order, −1: reversed; ties count 0)."""
+    """Kendall's tau-b between two scorings of the same items (1: same order, −1: reversed). Tau-b, not tau-a, so that
+    a ranking with ties (two models at the same mean accuracy) compared with itself gives 1; 0 when either scoring
+    ties every item."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape or a.size < 2:
         raise ValueError("Kendall's tau needs two scorings of the same two or more items.")
     i, j = np.triu_indices(a.size, k=1)
-    return float(np.mean(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j])))
+    sign_a, sign_b = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    untied = np.sqrt(float(np.count_nonzero(sign_a)) * float(np.count_nonzero(sign_b)))
+    return float(np.sum(sign_a * sign_b) / untied) if untied else 0.0
 
 
 def ranking_stability(curves: dict) -> list:

@@ -5,6 +5,7 @@ paired statistics, shift consistency, validation curves and the noise floor. Inc
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 
@@ -414,6 +415,8 @@ def _epochs_section(front) -> list:
 def plot_fronts(front, latency, path, threads="1") -> str:
     """Test top-1 (mean ± std) against best-format latency, each family's Pareto front drawn as a line."""
     fig, (ax,) = figure(8, 5.2, 1)
+    size = lambda model: latency[front[model]["name"]].get("input_size")  # noqa: E731
+    common = collections.Counter(size(m) for m in front if front[m]["name"] in latency).most_common(1)
     for family, colour in FAMILY_COLOURS.items():
         points = [(latency[s["name"]][threads], 100 * s["test"]["mean"], 100 * s["test"]["std"], m)
                   for m, s in front.items() if s["family"] == family and s["name"] in latency]
@@ -422,13 +425,17 @@ def plot_fronts(front, latency, path, threads="1") -> str:
         ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], fmt="o",
                     color=colour, capsize=3, label=FAMILY_NAMES[family])
         for x, y, _, name in points:
-            ax.annotate(name.replace("attendnext_", "").replace("mobilenet_", "mnv"), (x, y),
+            # a model timed at another size (micro at its own 96 px) is labelled so, and left off the front line
+            other = f" ({size(name)} px)" if common and size(name) != common[0][0] else ""
+            ax.annotate(name.replace("attendnext_", "").replace("mobilenet_", "mnv") + other, (x, y),
                         textcoords="offset points", xytext=(4, 3), fontsize=7)
-        line = [points[i] for i in stats.pareto_front([(p[0], p[1]) for p in points])]
+        points = [p for p in points if not common or size(p[3]) == common[0][0]]
+        line = [points[i] for i in stats.pareto_front([(p[0], p[1]) for p in points])] if points else []
         ax.plot([p[0] for p in line], [p[1] for p in line], color=colour, lw=1, ls="--")
     log_latency_axis(ax, f"best-format latency at deployment size, ms ({threads} thread, log scale)")
     ax.set_ylabel("test top-1 (%)")
-    ax.set_title("Proxy accuracy against latency; dashed: each family's front", fontsize=10)
+    at = f" of the {common[0][0]}-px models" if common and common[0][0] else ""
+    ax.set_title(f"Proxy accuracy against latency; dashed: each family's front{at}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
