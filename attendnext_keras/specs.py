@@ -448,8 +448,9 @@ BASE = ModelSpec(
 )
 
 # `medium`: base's layout narrower (2.1 M parameters, 0.8 M in the head; 122 M MACs at 224 px). Proxy accuracy
-# 80.7 % ± 1.6 at 1.59 ms: 2.20× faster than the MobileNetV3 front at its accuracy, but off the AttendNeXt front
-# (`base_v0`: 81.7 % ± 0.3 at 1.34 ms): the narrower 14×14 and 7×7 stages lose more accuracy than they save time.
+# 80.7 % ± 1.6 at 1.59 ms: 2.20× faster than the MobileNetV3 front at its accuracy, but just off the AttendNeXt front
+# (1.4 points below it at 1.59 ms, inside the noise; `base_v0`: 81.7 % ± 0.3 at 1.34 ms): the narrower 14×14 and 7×7
+# stages lose more accuracy than they save time.
 MEDIUM = BASE.replace(
     name="medium",
     description="Between small and base: 2.1 M parameters (0.8 M in the head), 122 M MACs at 224 px.",
