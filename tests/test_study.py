@@ -331,3 +331,12 @@ def test_goal_verdicts_by_hand():
     on_npu = [r for r in rows if r[1] == "ethos-u55-128 (Vela)"]
     assert [r[2].split(";")[0].split(" (")[0] for r in on_npu] == ["not reached: best 78.0 %", "≥ 1.25×"]
     assert [r[-1] for r in on_npu] == ["met at a tie in accuracy", "met"]
+
+
+def test_partial_arms_are_paired_on_the_seeds_both_have():
+    from attendnext_keras.experiments.study_report import _on_common_seeds
+
+    default = {"seeds": [0, 1], "correct": [[1, 1, 0], [0, 1, 1]]}
+    arm = {"seeds": [1], "correct": [[0, 0, 1]]}  # only seed 1 trained so far
+    assert _on_common_seeds(arm, default) == ([[0, 0, 1]], [[0, 1, 1]])
+    assert _on_common_seeds({"seeds": [5], "correct": [[1, 0, 0]]}, default) == ([[1, 0, 0]], default["correct"])

@@ -221,13 +221,22 @@ def _noise(accuracy, front):
     return stats.TIE_STANDARD_ERRORS * stats.split_standard_error(accuracy, next(iter(front.values()))["examples"])
 
 
+def _on_common_seeds(a, b):
+    """Both summaries' per-image results (`correct`) on the seeds both have, so that a bootstrap pairs the same seeds
+    while a stage is partial (all of them when they share none)."""
+    common = [seed for seed in a.get("seeds", ()) if seed in b.get("seeds", ())]
+    if not common:
+        return a["correct"], b["correct"]
+    return tuple([x["correct"][x["seeds"].index(seed)] for seed in common] for x in (a, b))
+
+
 def _accuracy_goal(front, latency, config):
     model, peer_name = ACCURACY_GOAL
     base, peer = front.get(model), front.get(peer_name)
     if base is None or peer is None:
         return None
     diff = base["test"]["mean"] - peer["test"]["mean"]
-    boot = stats.paired_bootstrap(base["correct"], peer["correct"], config.bootstrap_samples)
+    boot = stats.paired_bootstrap(*_on_common_seeds(base, peer), config.bootstrap_samples)
     tie = not boot["significant"]
     faster = base["name"] in latency and peer["name"] in latency and \
         latency[base["name"]]["1"] < latency[peer["name"]]["1"]
@@ -344,7 +353,7 @@ def _ablation_row(s, default, latency, config):
         cells += ["—", "—", "—", "—"]
     else:
         paired = stats.paired_seeds(s["by_seed"], default["by_seed"])
-        boot = stats.paired_bootstrap(s["correct"], default["correct"], config.bootstrap_samples)
+        boot = stats.paired_bootstrap(*_on_common_seeds(s, default), config.bootstrap_samples)
         cells += [f"{100 * paired['mean']:+.1f} ± {100 * paired['std']:.1f} pt",
                   "tie" if paired["tie"] else ("better" if paired["mean"] > 0 else "worse"),
                   f"{100 * boot['difference']:+.1f} [{100 * boot['ci95'][0]:+.1f}, {100 * boot['ci95'][1]:+.1f}]",
