@@ -150,8 +150,9 @@ def is_spec_file(name) -> bool:
 def model_info(name) -> ModelInfo:
     """The registry entry of `name`, or one made for an AttendNeXt spec JSON file or ModelSpec (family "attendnext";
     built with the structure checked but not the paper's design rules, so ablation specs build too)."""
-    if is_spec_file(name) or isinstance(name, specs.ModelSpec):
-        spec, label = (specs.load_spec(name), os.fspath(name)) if is_spec_file(name) else (name, name.name)
+    spec_file = is_spec_file(name)
+    if spec_file or isinstance(name, specs.ModelSpec):
+        spec, label = (specs.load_spec(name), os.fspath(name)) if spec_file else (name, name.name)
         return ModelInfo(name=label, display_name=f"AttendNeXt {spec.name}", family="attendnext",
                          builder=_attendnext_builder(spec=spec), input_size=spec.input_size,
                          benchmark_size=_benchmark_size(spec), description=spec.description,

@@ -167,11 +167,16 @@ def _points(front, latency, family, threads):
             if s["family"] == family and s["name"] in latency and threads in latency[s["name"]]]
 
 
+def _timed_size(front, latency, model):
+    """The input size the latency stage timed `model` at (224 for the peers' deployment; micro at its own)."""
+    return latency[front[model]["name"]].get("input_size")
+
+
 def iso_accuracy_rows(front, latency, threads="1") -> list:
     """[(AttendNeXt model, peer family, stats.iso_accuracy(...))] for every AttendNeXt model and peer front, among
     models timed at the same deployment size (micro, timed at its own 96 px, is not compared with 224-px peers)."""
     out = []
-    size = lambda model: latency[front[model]["name"]].get("input_size")  # noqa: E731
+    size = lambda model: _timed_size(front, latency, model)  # noqa: E731
     for family in PEER_FAMILIES:
         points = _points(front, latency, family, threads)
         if not points:
@@ -424,7 +429,7 @@ def _epochs_section(front) -> list:
 def plot_fronts(front, latency, path, threads="1") -> str:
     """Test top-1 (mean ± std) against best-format latency, each family's Pareto front drawn as a line."""
     fig, (ax,) = figure(8, 5.2, 1)
-    size = lambda model: latency[front[model]["name"]].get("input_size")  # noqa: E731
+    size = lambda model: _timed_size(front, latency, model)  # noqa: E731
     common = collections.Counter(size(m) for m in front if front[m]["name"] in latency).most_common(1)
     for family, colour in FAMILY_COLOURS.items():
         points = [(latency[s["name"]][threads], 100 * s["test"]["mean"], 100 * s["test"]["std"], m)
