@@ -340,3 +340,15 @@ def test_partial_arms_are_paired_on_the_seeds_both_have():
     arm = {"seeds": [1], "correct": [[0, 0, 1]]}  # only seed 1 trained so far
     assert _on_common_seeds(arm, default) == ([[0, 0, 1]], [[0, 1, 1]])
     assert _on_common_seeds({"seeds": [5], "correct": [[1, 0, 0]]}, default) == ([[1, 0, 0]], default["correct"])
+
+
+def test_shift_consistency_differences_are_paired_by_seed():
+    default = {"shift_by_seed": {0: 0.93, 1: 0.92, 2: 0.94}, "examples": 367}  # 2 split SEs: 2·sqrt(.93·.07/367) = .027
+    worse = {"shift_by_seed": {0: 0.88, 1: 0.87, 2: 0.90}}  # −0.05, −0.05, −0.04: mean −0.047, std 0.006
+    noisy = {"shift_by_seed": {0: 0.96, 1: 0.89, 2: 0.93}}  # +0.03, −0.03, −0.01: mean −0.003, under 2 SEs of seeds
+    steady = {"shift_by_seed": {0: 0.92, 1: 0.91, 2: 0.93}}  # −0.01 on every seed: under the split's noise
+    assert study_report.shift_difference(worse, default) == "-0.047 ± 0.006 (less consistent)"
+    assert study_report.shift_difference(noisy, default) == "-0.003 ± 0.031 (tie)"
+    assert study_report.shift_difference(steady, default) == "-0.010 ± 0.000 (tie)"
+    assert study_report.shift_difference({"shift_by_seed": {1: 0.99}}, default) == "+0.070 ± 0.000 (tie)"  # one seed
+    assert study_report.shift_difference(default, default) == "—"

@@ -58,6 +58,7 @@ def aggregate(runs) -> dict:
                       "correct": [[int(c) for c in r["test_correct"]] for r in rs],
                       "examples": rs[0]["test_examples"],
                       "shift": stats.summarize([r["shift"]["consistency"] for r in rs]),
+                      "shift_by_seed": {r["seed"]: r["shift"]["consistency"] for r in rs},
                       "feature_cosine": stats.summarize([r["shift"]["feature_cosine"] for r in rs
                                                          if r["shift"].get("feature_cosine") is not None] or [0.0]),
                       "train_seconds": float(np.mean([r["train_seconds"] for r in rs])),
@@ -344,11 +345,14 @@ def _ablation_section(arms, latency, config) -> list:
     lines = ["## Ablations", "",
              f"One fixed spec ({config.ablation_base}) with one choice changed per arm. Δ: arm − default, paired by "
              f"seed (mean ± std; a tie when |Δ| < 2 standard errors) and by a paired bootstrap over the test images "
-             f"({config.bootstrap_samples} samples; 95 % interval, p-value of no difference).", ""]
+             f"({config.bootstrap_samples} samples; 95 % interval, p-value of no difference). Shift consistency (the "
+             f"section below) is compared the same way, paired by seed: every arm is measured on the same crop pairs.",
+             ""]
     for group, names in ablations.GROUPS.items():
         rows = [_ablation_row(s, default, latency, config) for s in arms.values() if s["arm"] in names]
         lines += [f"### {group}", "", table(["arm", "test top-1", "Δ by seed", "seed verdict", "bootstrap Δ [95 %]",
-                                             "p", "params", "MACs", "latency 1T ms", "shift consistency"], rows), ""]
+                                             "p", "params", "MACs", "latency 1T ms", "shift consistency",
+                                             "Δ shift by seed"], rows), ""]
     return lines
 
 
@@ -364,7 +368,20 @@ def _ablation_row(s, default, latency, config):
                   f"{100 * boot['difference']:+.1f} [{100 * boot['ci95'][0]:+.1f}, {100 * boot['ci95'][1]:+.1f}]",
                   f"{boot['p_value']:.3f}"]
     return cells + [fmt_count(s["params"]), fmt_count(s["macs"]), _latency_cells(latency, s["name"])[0],
-                    _mean_std(s["shift"], s["seeds"])]
+                    _mean_std(s["shift"], s["seeds"]), shift_difference(s, default)]
+
+
+def shift_difference(arm, default) -> str:
+    """The arm's shift consistency minus the default's, paired by seed, with its verdict: a tie under 2 standard
+    errors of the mean difference over seeds (or from one seed), or under 2 standard errors of one consistency on the
+    test images (the split's own noise, as for accuracy)."""
+    if default is None or arm is default:
+        return "—"
+    paired = stats.paired_seeds(arm["shift_by_seed"], default["shift_by_seed"])
+    floor = stats.split_standard_error(np.mean(list(default["shift_by_seed"].values())), default["examples"])
+    tie = paired["tie"] or stats.is_tie(paired["mean"], floor)
+    verdict = "tie" if tie else ("more consistent" if paired["mean"] > 0 else "less consistent")
+    return f"{paired['mean']:+.3f} ± {paired['std']:.3f} ({verdict})"
 
 
 def _shift_section(front, arms) -> list:
