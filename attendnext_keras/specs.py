@@ -418,19 +418,19 @@ def _ir(filters, expansion=4.0):
 # classes), so that the parameters sit in the backbone.
 #
 # Measured by the study (benchmarks/results/study/study.md, front complete 2026-12-02): flowers160 test top-1 at 96 px,
-# 30 epochs, mean ± std of 3 seeds; latency on LiteRT/XNNPACK, best format, 224 px, 1000 classes, 1 thread, on the
-# project's 2-core AMD EPYC (AVX512-VNNI). The AttendNeXt front (micro, small, small_v0, base_v0, base) reaches
-# MobileNetV3-Large's accuracy 3.77× faster than it and lies above the MobileNetV2 front everywhere both have a model.
+# 30 epochs, mean ± std of 3 seeds; latency on LiteRT/XNNPACK, best format, 224 px, 1000 classes, 1 thread, on a
+# 2-core AMD EPYC family 26 (AVX512-VNNI; 2026-12-02 14:51). The AttendNeXt front (micro, small, small_v0, base_v0,
+# base) reaches MobileNetV3-Large's accuracy 3.80× faster than it and lies above the MobileNetV2 front everywhere both have a model.
 #
 # `base`, paper scale (the study's `large` until 2026-12-02). At 224 px with 1000 classes (`attendnext profile --arch
 # attendnext_base`): 3.26 M parameters (MobileNetV3-Large 5.4 M; paper: ≤ 4.0 M) and 204 M MACs. Where they go:
 # stem 0.5 k / 5.4 M MACs, stage 1 (56×56) 4.4 k / 4.2 M, stage 2 (28×28) 41 k / 26.3 M, stage 3 (14×14) 471 k /
 # 84.9 M, stage 4 (7×7) 1.71 M / 82.5 M, head 1.03 M / 1.0 M: 68 % of the parameters and 83 % of the MACs in the
-# 14×14 and 7×7 stages, 69 % of the parameters in the backbone. int8 runs at 0.44× its float32 latency (2.26 vs
-# 5.17 ms, 1 thread, benchmarks/results/study/latency.md, 2026-12-02); its 14×14 and 7×7 stages take 66 % of the int8
+# 14×14 and 7×7 stages, 69 % of the parameters in the backbone. int8 runs at 0.43× its float32 latency (1.15 vs
+# 2.67 ms, 1 thread, benchmarks/results/study/latency.md, 2026-12-02); its 14×14 and 7×7 stages take 66 % of the int8
 # time at 42 % and 73 % of this CPU's peak int8 MAC rate (benchmarks/results/latency_profile.md, 2026-12-02).
 # Proxy accuracy 83.0 % ± 0.4 against MobileNetV3-Large's 82.2 % ± 0.8 (a tie: paired bootstrap 95 % [−1.6, +3.3]
-# points) at 2.26 against 6.08 ms: the top of the front, ≥ 2.69× faster than the MobileNetV3 front at its accuracy.
+# points) at 1.15 against 3.43 ms: the top of the front, ≥ 2.99× faster than the MobileNetV3 front at its accuracy.
 BASE = ModelSpec(
     name="base",
     input_size=224,
@@ -448,8 +448,8 @@ BASE = ModelSpec(
 )
 
 # `medium`: base's layout narrower (2.1 M parameters, 0.8 M in the head; 122 M MACs at 224 px). Proxy accuracy
-# 80.7 % ± 1.6 at 1.59 ms: 2.20× faster than the MobileNetV3 front at its accuracy, but just off the AttendNeXt front
-# (1.4 points below it at 1.59 ms, inside the noise; `base_v0`: 81.7 % ± 0.3 at 1.34 ms): the narrower 14×14 and 7×7
+# 80.7 % ± 1.6 at 0.86 ms: 2.31× faster than the MobileNetV3 front at its accuracy, but just off the AttendNeXt front
+# (1.3 points below it at 0.86 ms, inside the noise; `base_v0`: 81.7 % ± 0.3 at 0.79 ms): the narrower 14×14 and 7×7
 # stages lose more accuracy than they save time.
 MEDIUM = BASE.replace(
     name="medium",
@@ -467,8 +467,11 @@ MEDIUM = BASE.replace(
 # `small` (the study's `compact` until 2026-12-02): MobileNetV3-Small's scale. 1.24 M parameters (0.64 M in the 1000-
 # class head), 54 M MACs at 224 px: stage 3 (14×14) 106 k / 17.7 M, stage 4 (7×7) 480 k / 22.9 M. The fastest
 # AttendNeXt at 224 px (benchmarks/results/study/latency.md) and the spec the study's ablations change. Proxy accuracy
-# 80.3 % ± 2.8 (seeds 83.4 / 79.6 / 77.9: the noisiest AttendNeXt) at 0.92 ms, against MobileNetV3-Small's 76.5 % ±
-# 1.1 at 1.86 ms: on the front, 3.18× faster than the MobileNetV3 front at its accuracy.
+# 80.3 % ± 2.8 (seeds 83.4 / 79.6 / 77.9: the noisiest AttendNeXt) at 0.53 ms, against MobileNetV3-Small's 76.5 % ±
+# 1.1 at 1.03 ms: on the front, 3.14× faster than the MobileNetV3 front at its accuracy.
+# Its ablations (benchmarks/RESULTS.md, 3 seeds per arm): DC-AC without its residual loses 5.5 points; DC-AC, the
+# original attention condenser and no attention tie on accuracy (DC-AC is 20 % of its int8 time), one column ties two;
+# AADS ties strided max-pooling on accuracy and keeps more test images' class under a shift (0.924 against 0.891).
 SMALL = BASE.replace(
     name="small",
     description="MobileNetV3-Small scale: 1.2 M parameters (0.6 M in the head), 54 M MACs at 224 px.",
@@ -484,7 +487,7 @@ SMALL = BASE.replace(
 # The first design (2026-11), `base` and `small` until 2026-12-02, kept under these names for the results that
 # measured them and because `micro` is built from it: depthwise-separable blocks throughout, three columns early, and
 # a 1280-unit hidden head layer that holds 75 % of its 2.59 M parameters (1000 classes). Both are on the AttendNeXt
-# front: base_v0 81.7 % ± 0.3 at 1.34 ms, small_v0 80.9 % ± 0.8 at 1.16 ms (3.82× and 3.21× faster than the
+# front: base_v0 81.7 % ± 0.3 at 0.79 ms, small_v0 80.9 % ± 0.8 at 0.72 ms (3.65× and 2.95× faster than the
 # MobileNetV3 front at their accuracy).
 BASE_V0 = ModelSpec(
     name="base_v0",
@@ -522,7 +525,7 @@ MICRO = BASE_V0.replace(
     # (benchmarks/results/micro_budget.md, 2026-12-01; int8, 1000 classes): 180 k parameters, 178 KiB of weights in
     # a 233 KiB C array (goal ≤ 256 KiB; names and per-channel zero points dropped by micro.strip_for_micro, the
     # .tflite is 310 KiB) and a 113 KiB TFLM arena (goal ≤ 128 KiB; 54 KiB of activations, 59 KiB of TFLM's
-    # per-tensor and per-op structs). Proxy accuracy 76.8 % ± 0.9 at its own 96 px (0.14 ms; not compared with the
+    # per-tensor and per-op structs). Proxy accuracy 76.8 % ± 0.9 at its own 96 px (0.10 ms; not compared with the
     # 224-px peers).
     stages=BASE_V0.stages[:3] + (StageSpec(columns=_columns(1, _dwsep(384), _dwsep(384), _dwsep(384)),
                                         downsample="blur", merge="concat"),),
