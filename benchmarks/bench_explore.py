@@ -4,8 +4,9 @@
    resolution: `--trials` candidates from the `micro` space, each trained for `--epochs` (the cheap proxy budget),
    converted to int8 and timed beside the `micro` reference; the objective is the accuracy–latency Pareto front
    (`--objective`), under one XNNPACK partition. Candidates are scored and chosen on the *selection half* of the
-   validation split; the *test half* is never used to choose. The search lives in `<out>/explore/study.db`: an
-   interrupted run resumes where it stopped when started again.
+   validation split; the *test half* is never used to choose. The search lives in `<out>/explore/study.db`
+   (committed with the results, so that a fresh checkout resumes it too): `--trials` is the search's total, and a
+   rerun after an interruption trains only the candidates still missing.
 2. The hand-designed AttendNeXt `micro` and `base` and keras.applications MobileNetV3-Small, trained with the same
    proxy budget, input size, seed and data halves (the search's `Evaluator`), converted the same way.
 3. For the winner and every baseline: int8 top-1 on the test half next to the selection-half score (the winner's
@@ -177,7 +178,7 @@ def main(argv=None):
     from attendnext_keras.deploy import litert
     from attendnext_keras.deploy.conversion import to_tflite
     from attendnext_keras.experiments.benchmark import build_model, resolve_models
-    from attendnext_keras.experiments.explore import evaluator_for, explore, finalists
+    from attendnext_keras.experiments.explore import evaluated_trials, evaluator_for, explore, finalists
     from attendnext_keras.models import AttendNeXt
     from attendnext_keras.specs import ModelSpec
 
@@ -193,8 +194,10 @@ def main(argv=None):
     started = time.time()
     search_dir = out / "explore"
     data = DataConfig(source=args.data)
-    config = ExploreConfig(study_name=f"bench-{args.objective}-{args.size}px",
-                           storage=f"sqlite:///{search_dir / 'study.db'}", trials=args.trials,
+    study_name, storage = f"bench-{args.objective}-{args.size}px", f"sqlite:///{search_dir / 'study.db'}"
+    # --trials is the search's total: a rerun after an interruption trains only the candidates still missing.
+    trials_left = max(args.trials - evaluated_trials(study_name, storage), 0)
+    config = ExploreConfig(study_name=study_name, storage=storage, trials=trials_left,
                            objective=args.objective, base_variant="micro", input_sizes=(args.size,),
                            epochs=args.epochs, batch_size=args.batch_size, out_dir=str(search_dir), seed=args.seed,
                            timeout=args.timeout, threads=args.threads, max_partitions=1, finalists=args.finalists)

@@ -237,6 +237,31 @@ def test_resumed_study_keeps_its_finished_trials(explored):
     assert [t.number for t in _evaluated(second.study)] == [t.number for t in _evaluated(stored)]
 
 
+def test_evaluated_trials_count_what_a_stored_study_trained(explored, tmp_path):
+    from attendnext_keras.experiments.explore import evaluated_trials
+
+    assert evaluated_trials("tiny", explored["settings"]["storage"]) == 3
+    missing = tmp_path / "none.db"
+    assert evaluated_trials("tiny", f"sqlite:///{missing}") == 0 and not missing.exists()
+    assert evaluated_trials("other", explored["settings"]["storage"]) == 0
+
+
+def test_an_evaluation_started_again_in_its_folder_continues_it(explored, tmp_path):
+    from attendnext_keras.config import ExploreConfig
+    from attendnext_keras.experiments.explore import evaluator_for
+    from attendnext_keras.models import AttendNeXt
+
+    settings = {k: v for k, v in explored["settings"].items() if k not in ("data", "verbose", "space")}
+    evaluator = evaluator_for(ExploreConfig(**settings), DataConfig())
+
+    def build():
+        return AttendNeXt(spec=TINY_REFERENCE, classes=evaluator.classes, classifier_activation=None)
+
+    first = evaluator.evaluate(build, str(tmp_path / "baseline"))
+    again = evaluator.evaluate(build, str(tmp_path / "baseline"))  # a benchmark's baseline after an interruption
+    assert again["top1"] == first["top1"] and again["params"] == first["params"]
+
+
 def test_every_trained_candidate_passes_the_rules_and_only_rule_breakers_are_rejected(explored):
     for t in explored["second"].study.trials:
         spec = ModelSpec.from_dict(t.user_attrs["spec"])
@@ -332,6 +357,23 @@ def test_finalists_spread_along_the_front_ends_included():
     assert pick_finalists(front, 3) == [0, 3, 6]
     assert pick_finalists(front, 1) == [0]
     assert pick_finalists(front[:2], 3) == [0, 1] and pick_finalists(front, 0) == [] and pick_finalists([], 2) == []
+
+
+def test_finalists_are_only_trials_that_build_at_the_protocol_and_deployment_sizes():
+    from types import SimpleNamespace
+
+    from attendnext_keras.experiments.explore.finalists import trainable_at
+
+    micro = VARIANTS["micro"]  # output stride 32, DC-AC grids within it: any multiple of 32
+    layout = micro.to_dict()
+    for column in layout["stages"][2]["columns"]:  # stride 16: a DC-AC condensing by 4 needs multiples of 64
+        next(b for b in column["blocks"] if b["kind"] == "dcac")["dcac"]["condense_factor"] = 4
+    coarse = ModelSpec.from_dict(layout)
+    trials = [SimpleNamespace(number=n, user_attrs={"spec": spec.to_dict()}) for n, spec in enumerate((micro, coarse))]
+    assert (micro.size_divisor, coarse.size_divisor) == (32, 64)
+    assert [t.number for t in trainable_at(trials, 96, 96)] == [0]  # 96 px is no multiple of 64
+    assert [t.number for t in trainable_at(trials, 64, 128)] == [0, 1]
+    assert trainable_at(trials, 16) == []
 
 
 def _study_run(model, seed, selection, test):

@@ -17,6 +17,7 @@ results.json, study.md and latency.md, `chosen_spec.json`, `finalists.json`) and
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import numpy as np
@@ -26,6 +27,9 @@ from attendnext_keras.config import DataConfig, StudyConfig, TrainConfig, load_c
 from attendnext_keras.experiments.study import load_results, run_study
 from attendnext_keras.experiments.study_report import aggregate, current_runs
 from attendnext_keras.specs import ModelSpec, get_spec, load_spec, save_spec
+
+log = logging.getLogger(__name__)
+
 
 def pick_finalists(best_trials, count: int) -> list:
     """Up to `count` trials spread evenly along `best_trials` (sorted from most accurate to fastest), ends included."""
@@ -75,6 +79,20 @@ def distinct_designs(trials, base: ModelSpec) -> list:
     return out
 
 
+def trainable_at(trials, *sizes) -> list:
+    """`trials` whose layout builds at every one of `sizes` (a multiple of its output stride and DC-AC grids): a search
+    at one input size can find layouts that the study's size, or the deployment size, cannot take."""
+    out = []
+    for trial in trials:
+        divisor = ModelSpec.from_dict(trial.user_attrs["spec"]).size_divisor
+        if all(size >= divisor and size % divisor == 0 for size in sizes):
+            out.append(trial)
+        else:
+            log.info("Trial %d is not a finalist: it needs an input size that is a multiple of %d, not %s px.",
+                     trial.number, divisor, " or ".join(map(str, sorted(set(sizes)))))
+    return out
+
+
 def check_protocol(study: StudyConfig, explore_config) -> StudyConfig:
     """The study settings the finalists train with, checked before any search: an input size the base variant can
     take, and the search's own test split (the finalists' test must be what the search never chose on)."""
@@ -97,9 +115,11 @@ def run_finalists(result, explore_config, study: StudyConfig, recipe: TrainConfi
         raise ValueError("`finalists` is 0: there is nothing to train with the full protocol.")
     study = check_protocol(study, explore_config)
     base = get_spec(explore_config.base_variant)
-    trials = pick_finalists(distinct_designs(result.best_trials, base), explore_config.finalists)
+    candidates = trainable_at(distinct_designs(result.best_trials, base), study.input_size, base.input_size)
+    trials = pick_finalists(candidates, explore_config.finalists)
     if not trials:
-        raise ValueError("No feasible trial other than the base variant's design to train with the full protocol "
+        raise ValueError(f"No feasible trial other than the base variant's design that builds at {study.input_size} "
+                         f"and {base.input_size} px to train with the full protocol "
                          f"(see {os.path.join(explore_config.out_dir, 'results.md')}).")
     out_dir = os.path.join(explore_config.out_dir, "finalists")
     baseline = f"attendnext_{explore_config.base_variant}"

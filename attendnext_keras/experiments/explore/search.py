@@ -156,8 +156,10 @@ class Evaluator:
         reference = self.reference_blob(size)  # converted on first use of a size: not the candidate's cost
         started = time.perf_counter()
         train_ds, select_ds, test_ds = self.datasets(size)
-        # No validation inside fit (its step would be traced too); the float model is scored once, eagerly.
-        result = train(model, train_ds, None, self.train_config(), out_dir=os.path.join(out_dir, "train"), verbose=0)
+        # No validation inside fit (its step would be traced too); the float model is scored once, eagerly. `resume`:
+        # a folder of an interrupted evaluation (a benchmark's baseline started again) continues from its checkpoint.
+        result = train(model, train_ds, None, self.train_config(), out_dir=os.path.join(out_dir, "train"),
+                       resume=True, verbose=0)
         metrics["float_top1"] = float(evaluate(result.model, select_ds)["top1"])
         trained = time.perf_counter()
         blob = conversion.to_tflite(result.model, "int8-ptq", representative_data=self.calibration(size))
@@ -242,6 +244,20 @@ def open_study(study_name, storage, objective="netscore", sampler="tpe", seed=0)
         raise ValueError(f"Study '{study_name}' was created for objective '{stored}', not '{objective}'; use "
                          f"another study name or the same objective.")
     return study
+
+
+def evaluated_trials(study_name, storage) -> int:
+    """How many candidates the stored study `study_name` has trained and scored; 0 when there is none (and nothing is
+    created). `ExploreConfig.trials` counts what one call trains: a caller that wants N in all, across
+    interruptions, asks for N minus this."""
+    if isinstance(storage, str) and storage.startswith("sqlite:///") and not os.path.exists(storage[10:]):
+        return 0
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return 0
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("evaluated"))
 
 
 def explore(config: ExploreConfig | None = None, data: DataConfig | None = None, verbose: int = 1,
