@@ -376,6 +376,16 @@ def test_finalists_are_only_trials_that_build_at_the_protocol_and_deployment_siz
     assert trainable_at(trials, 16) == []
 
 
+def test_the_finalists_front_is_recomputed_among_the_trials_the_protocol_can_train(explored):
+    from attendnext_keras.config import ExploreConfig
+    from attendnext_keras.experiments.explore.finalists import distinct_designs, finalist_front
+
+    second, config = explored["second"], ExploreConfig(objective="netscore", base_variant="micro")
+    whole = [t.number for t in distinct_designs(second.best_trials, VARIANTS["micro"])]
+    assert [t.number for t in finalist_front(second.study, config, 32, 96)] == whole
+    assert finalist_front(second.study, config, 16) == []  # under every trial's output stride
+
+
 def _study_run(model, seed, selection, test):
     correct = "1" * round(test * 10) + "0" * (10 - round(test * 10))
     return {"model": model, "name": model, "family": "attendnext", "seed": seed, "stage": "front", "hash": "h",

@@ -24,6 +24,8 @@ import numpy as np
 
 from attendnext_keras import _io, provenance
 from attendnext_keras.config import DataConfig, StudyConfig, TrainConfig, load_config
+from attendnext_keras.experiments.explore.report import feasible_trials, select_best
+from attendnext_keras.experiments.explore.space import Limits
 from attendnext_keras.experiments.study import load_results, run_study
 from attendnext_keras.experiments.study_report import aggregate, current_runs
 from attendnext_keras.specs import ModelSpec, get_spec, load_spec, save_spec
@@ -93,6 +95,15 @@ def trainable_at(trials, *sizes) -> list:
     return out
 
 
+def finalist_front(study, explore_config, *sizes) -> list:
+    """The search's best trials (its front, or its best NetScore) among the feasible ones that build at `sizes`,
+    without repeated designs or the base variant's: a trial on the whole front that the study's size cannot take
+    leaves its place to the next one, which it had dominated."""
+    feasible = feasible_trials(study.get_trials(deepcopy=False), Limits.of(explore_config))
+    best = select_best(trainable_at(feasible, *sizes), Limits.of(explore_config), explore_config.objective)
+    return distinct_designs(best, get_spec(explore_config.base_variant))
+
+
 def check_protocol(study: StudyConfig, explore_config) -> StudyConfig:
     """The study settings the finalists train with, checked before any search: an input size the base variant can
     take, and the search's own test split (the finalists' test must be what the search never chose on)."""
@@ -115,8 +126,8 @@ def run_finalists(result, explore_config, study: StudyConfig, recipe: TrainConfi
         raise ValueError("`finalists` is 0: there is nothing to train with the full protocol.")
     study = check_protocol(study, explore_config)
     base = get_spec(explore_config.base_variant)
-    candidates = trainable_at(distinct_designs(result.best_trials, base), study.input_size, base.input_size)
-    trials = pick_finalists(candidates, explore_config.finalists)
+    trials = pick_finalists(finalist_front(result.study, explore_config, study.input_size, base.input_size),
+                            explore_config.finalists)
     if not trials:
         raise ValueError(f"No feasible trial other than the base variant's design that builds at {study.input_size} "
                          f"and {base.input_size} px to train with the full protocol "

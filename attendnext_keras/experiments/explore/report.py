@@ -53,10 +53,15 @@ def _feasibility(trial, limits: Limits):
     return (not broken), ("limits: " + ", ".join(broken) if broken else "")
 
 
+def feasible_trials(trials, limits: Limits) -> list:
+    """The trials that were trained and break no rule or limit (recomputed from their stored spec and metrics)."""
+    return [t for t in trials if _feasibility(t, limits)[0]]
+
+
 def select_best(trials, limits: Limits, objective: str) -> list:
     """The reported trials: the feasible trial with the best NetScore ("netscore"), or the Pareto front of the
     feasible trials. Trials that break a rule or a limit (recomputed from stored metrics) are never selected."""
-    feasible = [t for t in trials if _feasibility(t, limits)[0]]
+    feasible = feasible_trials(trials, limits)
     if not feasible:
         return []
     metrics = [t.user_attrs["metrics"] for t in feasible]

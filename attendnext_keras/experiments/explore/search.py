@@ -277,9 +277,7 @@ def explore(config: ExploreConfig | None = None, data: DataConfig | None = None,
     if bad:
         raise ValueError(f"Input sizes must be multiples of {final_stride} (the output stride of '{base.name}'). "
                          f"Received: input_sizes={list(config.input_sizes)}")
-    limits = Limits(**{f: getattr(config, f) for f in ("max_params", "max_macs", "max_tflite_bytes",
-                                                        "max_arena_bytes", "max_latency_ms", "min_accuracy",
-                                                        "max_partitions")})
+    limits = Limits.of(config)
     if verbose < 2:  # our one line per trial replaces Optuna's (which lists every parameter)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The data and the reference are checked before anything is written: a bad folder leaves no study behind.

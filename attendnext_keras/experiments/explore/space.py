@@ -60,6 +60,11 @@ class Limits:
     min_accuracy: Optional[float] = None
     max_partitions: Optional[int] = None  # XNNPACK partitions plus ops outside them (1: the int8 graph in one)
 
+    @classmethod
+    def of(cls, config) -> "Limits":
+        """The limits set in `config` (an ExploreConfig, or anything with these fields)."""
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
