@@ -654,6 +654,7 @@ def cmd_explore(args):
         study, recipe, data = (finalists.load_protocol(cfg.finalist_protocol, config.data) if cfg.finalist_protocol
                                else (config.study, config.train, config.data))
         protocol = (finalists.check_protocol(study, cfg), recipe, data)
+        cfg = cfg.replace(builds_at=finalists.finalist_sizes(study, cfg))
     elif cfg.finalist_protocol:
         logger.warning("--finalist-protocol is not used: --finalists is 0 (no finalists to train).")
     result = explore(cfg, data=config.data)

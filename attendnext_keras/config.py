@@ -414,6 +414,9 @@ class ExploreConfig(_Config):
     objective: Literal["netscore", "pareto", "pareto-size"] = "netscore"
     base_variant: str = "micro"  # the registered variant the space derives from
     input_sizes: tuple[int, ...] = (64,)
+    # Sizes every candidate must also build at (the finalists' study and deployment sizes: `finalists.finalist_sizes`),
+    # checked before training; () : only its own.
+    builds_at: tuple[int, ...] = ()
     epochs: int = 3  # proxy training budget per candidate
     batch_size: int = 32
     learning_rate: float = 3e-3
@@ -446,6 +449,8 @@ class ExploreConfig(_Config):
         require(self.finalists >= 0, "finalists", f"must be >= 0, got {self.finalists}")
         require(len(self.input_sizes) >= 1 and min(self.input_sizes) >= 1, "input_sizes",
                 f"must be positive sizes, got {list(self.input_sizes)}")
+        require(all(size >= 1 for size in self.builds_at), "builds_at",
+                f"must be positive sizes, got {list(self.builds_at)}")
         require(self.epochs >= 1 and self.batch_size >= 1 and self.learning_rate > 0, "epochs",
                 "epochs, batch_size and learning_rate must be positive")
         for name in ("max_params", "max_macs", "max_tflite_bytes", "max_arena_bytes", "max_latency_ms", "min_accuracy",

@@ -194,17 +194,19 @@ def main(argv=None):
     started = time.time()
     search_dir = out / "explore"
     data = DataConfig(source=args.data)
-    study_name, storage = f"bench-{args.objective}-{args.size}px", f"sqlite:///{search_dir / 'study.db'}"
-    # --trials is the search's total: a rerun after an interruption trains only the candidates still missing.
-    trials_left = max(args.trials - evaluated_trials(study_name, storage), 0)
-    config = ExploreConfig(study_name=study_name, storage=storage, trials=trials_left,
-                           objective=args.objective, base_variant="micro", input_sizes=(args.size,),
+    storage = f"sqlite:///{search_dir / 'study.db'}"
+    config = ExploreConfig(storage=storage, objective=args.objective, base_variant="micro", input_sizes=(args.size,),
                            epochs=args.epochs, batch_size=args.batch_size, out_dir=str(search_dir), seed=args.seed,
                            timeout=args.timeout, threads=args.threads, max_partitions=1, finalists=args.finalists)
-    protocol = None
-    if args.finalists:  # read and checked before the search
+    protocol, sizes = None, ()
+    if args.finalists:  # read and checked before the search; candidates must build where the finalists train
         study, recipe, protocol_data = finalists.load_protocol(args.protocol, data)
         protocol = (finalists.check_protocol(study, config), recipe, protocol_data)
+        sizes = finalists.finalist_sizes(study, config)
+    # One stored study per setting; --trials is its total: a rerun after an interruption trains only what is missing.
+    study_name = f"bench-{args.objective}-{args.size}px" + "".join(f"-builds-{size}" for size in sizes)
+    config = config.replace(study_name=study_name, builds_at=sizes,
+                            trials=max(args.trials - evaluated_trials(study_name, storage), 0))
     result = explore(config, data=data)
     searched = time.time() - started
     if result.winner is None:

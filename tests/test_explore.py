@@ -374,6 +374,21 @@ def test_finalists_are_only_trials_that_build_at_the_protocol_and_deployment_siz
     assert [t.number for t in trainable_at(trials, 96, 96)] == [0]  # 96 px is no multiple of 64
     assert [t.number for t in trainable_at(trials, 64, 128)] == [0, 1]
     assert trainable_at(trials, 16) == []
+    # The search can refuse such a layout before training it: ExploreConfig.builds_at = the finalists' sizes.
+    check_candidate(micro, also_sizes=(96, 128))
+    with pytest.raises(ConstraintError, match="multiples of 64") as error:
+        check_candidate(coarse.replace(input_size=64), also_sizes=(96,))
+    assert error.value.rule == "input size 96"
+
+
+def test_finalist_sizes_are_the_study_size_and_the_deployment_size():
+    from attendnext_keras.config import ExploreConfig, StudyConfig
+    from attendnext_keras.experiments.explore.finalists import finalist_sizes
+
+    assert finalist_sizes(StudyConfig(input_size=128), ExploreConfig(base_variant="micro")) == (96, 128)
+    assert finalist_sizes(StudyConfig(input_size=96), ExploreConfig(base_variant="micro")) == (96,)
+    with pytest.raises(ValueError, match="builds_at"):
+        ExploreConfig(builds_at=(0,))
 
 
 def test_the_finalists_front_is_recomputed_among_the_trials_the_protocol_can_train(explored):

@@ -118,6 +118,13 @@ def check_protocol(study: StudyConfig, explore_config) -> StudyConfig:
     return study.replace(test_split=study.test_split or explore_config.test_split)
 
 
+def finalist_sizes(study: StudyConfig, explore_config) -> tuple:
+    """The input sizes a finalist must build at: the study's (it trains there) and the base variant's deployment size
+    (it is timed there). A search given them as `ExploreConfig.builds_at` proposes no layout the finalists cannot
+    use."""
+    return tuple(sorted({study.input_size, get_spec(explore_config.base_variant).input_size}))
+
+
 def run_finalists(result, explore_config, study: StudyConfig, recipe: TrainConfig, data: DataConfig,
                   verbose: int = 1) -> dict:
     """Trains and times the finalists of `result` (an ExploreResult) with the full protocol; returns the summary

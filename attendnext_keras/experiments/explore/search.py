@@ -343,7 +343,7 @@ def _make_objective(evaluator, base, config, limits, say):
         spec = sample_spec(trial, base, config.input_sizes, config.space)
         trial.set_user_attr("spec", spec.to_dict())
         trial.set_user_attr("classes", evaluator.classes)
-        _check_or_prune(trial, spec, limits, say)
+        _check_or_prune(trial, spec, limits, say, config.builds_at)
         trial_dir = os.path.join(config.out_dir, "trials", f"trial_{trial.number:04d}")
         os.makedirs(trial_dir, exist_ok=True)
         save_spec(spec, os.path.join(trial_dir, "spec.json"))
@@ -372,10 +372,10 @@ def _make_objective(evaluator, base, config, limits, say):
     return objective_fn
 
 
-def _check_or_prune(trial, spec, limits, say):
-    """Prunes a proposal that breaks the builder's rules before anything is built."""
+def _check_or_prune(trial, spec, limits, say, also_sizes=()):
+    """Prunes a proposal that breaks the builder's rules, or cannot take `also_sizes`, before anything is built."""
     try:
-        check_candidate(spec)
+        check_candidate(spec, also_sizes)
     except ConstraintError as error:
         reason = str(error).splitlines()[0]
         trial.set_user_attr("rejected", f"spec rules: {error.rule}")

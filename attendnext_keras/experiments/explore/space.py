@@ -215,19 +215,21 @@ def sample_spec(trial, base="micro", input_sizes=(64,), space: SearchSpace = Sea
                                                                           else "."))
 
 
-def check_candidate(spec: ModelSpec) -> None:
-    """The builder's rules for a candidate: `specs.check_constraints` and an input size the spec can take. Raises
-    ConstraintError naming the broken rule."""
+def check_candidate(spec: ModelSpec, also_sizes=()) -> None:
+    """The builder's rules for a candidate: `specs.check_constraints` and an input size the spec can take (its own,
+    and each of `also_sizes`: where else it must build, e.g. the finalists' study size). Raises ConstraintError
+    naming the broken rule."""
     try:
         check_constraints(spec)
     except ConstraintError:
         raise
     except ValueError as error:  # check_structure: the spec cannot be built at all
         raise ConstraintError(str(error), rule=str(error).split(": ", 1)[0]) from error
-    try:
-        obtain_input_shape(None, spec)
-    except ValueError as error:
-        raise ConstraintError(str(error), rule=f"input size {spec.input_size}") from error
+    for size in (spec.input_size, *also_sizes):
+        try:
+            obtain_input_shape((size, size, 3), spec)
+        except ValueError as error:
+            raise ConstraintError(str(error), rule=f"input size {size}") from error
 
 def netscore_of(metrics: dict, alpha=2.0, beta=0.5, gamma=0.5) -> float:
     """NetScore of measured metrics: int8 top-1 (floored at 0.01 % so a 0 % proxy stays finite), params, MACs."""
