@@ -186,7 +186,7 @@ def main(argv=None):
         baselines = resolve_models(args.baselines) if args.baselines else []
     except ValueError as error:
         parser.error(str(error))
-    out = pathlib.Path(args.out)
+    out = pathlib.Path(os.path.relpath(args.out))  # relative: the model names the finalists' study records are paths
     out.mkdir(parents=True, exist_ok=True)
     _io.check_writable(out / "explore_bench.json")  # before an hour of training
     command = provenance.command_line(["benchmarks/bench_explore.py", *(sys.argv[1:] if argv is None else argv)])
