@@ -222,7 +222,9 @@ def main(argv=None):
     for name in baselines:
         print(f"baseline {name}: training {args.epochs} epoch(s) at {args.size} px", file=sys.stderr, flush=True)
         builders[name] = functools.partial(build_model, name, args.size, evaluator.classes)
-        metrics[name] = evaluator.evaluate(builders[name], str(out / "explore_baselines" / name), size=args.size)
+        # One folder per model and budget, so that a rerun continues exactly this evaluation and nothing else.
+        folder = out / "explore_baselines" / f"{name}_{args.size}px_{args.epochs}ep_seed{args.seed}"
+        metrics[name] = evaluator.evaluate(builders[name], str(folder), size=args.size, resume=True)
 
     _, _, test_ds = evaluator.datasets(args.size)
     blobs = {}

@@ -142,7 +142,8 @@ def test_candidates_that_break_a_cheap_limit_are_not_trained(tmp_path):
         assert t.user_attrs["metrics"]["params"] > 1000
         constraints = dict(zip(CONSTRAINT_NAMES, t.user_attrs["constraints"]))
         assert constraints["params"] > 0 and constraints["spec_rules"] == 0
-        assert not os.path.exists(tmp_path / "trials" / f"trial_{t.number:04d}" / "train")
+        assert not os.path.exists(tmp_path / "trials" / "tiny-limit" / f"trial_{t.number:04d}" / "train")
+    assert os.path.isdir(tmp_path / "trials" / "tiny-limit")  # the proposals' folders exist, none trained
     assert result.winner is None and result.best_trials == [] and "spec" not in result.paths
     assert "No feasible trial" in (tmp_path / "results.md").read_text()
 
@@ -258,7 +259,9 @@ def test_an_evaluation_started_again_in_its_folder_continues_it(explored, tmp_pa
         return AttendNeXt(spec=TINY_REFERENCE, classes=evaluator.classes, classifier_activation=None)
 
     first = evaluator.evaluate(build, str(tmp_path / "baseline"))
-    again = evaluator.evaluate(build, str(tmp_path / "baseline"))  # a benchmark's baseline after an interruption
+    with pytest.raises(ValueError, match="holds an earlier run"):  # never continued unless asked
+        evaluator.evaluate(build, str(tmp_path / "baseline"))
+    again = evaluator.evaluate(build, str(tmp_path / "baseline"), resume=True)  # a baseline after an interruption
     assert again["top1"] == first["top1"] and again["params"] == first["params"]
 
 

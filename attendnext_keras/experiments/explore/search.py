@@ -139,7 +139,7 @@ class Evaluator:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                            seed=self.seed, mixed_precision="float32")
 
-    def evaluate(self, model, out_dir, size=None, on_profile=None) -> dict:
+    def evaluate(self, model, out_dir, size=None, on_profile=None, resume=False) -> dict:
         """Trains `model` (a Keras model or a function building one), converts it to int8 and measures it.
 
         `on_profile(metrics)` runs after profiling, before training: raising there (a cheap constraint) skips the
@@ -157,9 +157,10 @@ class Evaluator:
         started = time.perf_counter()
         train_ds, select_ds, test_ds = self.datasets(size)
         # No validation inside fit (its step would be traced too); the float model is scored once, eagerly. `resume`:
-        # a folder of an interrupted evaluation (a benchmark's baseline started again) continues from its checkpoint.
+        # continue an interrupted evaluation of the same model in `out_dir` (a benchmark's baseline started again);
+        # without it an earlier run there is refused, never silently continued with another model's weights.
         result = train(model, train_ds, None, self.train_config(), out_dir=os.path.join(out_dir, "train"),
-                       resume=True, verbose=0)
+                       resume=resume, verbose=0)
         metrics["float_top1"] = float(evaluate(result.model, select_ds)["top1"])
         trained = time.perf_counter()
         blob = conversion.to_tflite(result.model, "int8-ptq", representative_data=self.calibration(size))
@@ -344,7 +345,8 @@ def _make_objective(evaluator, base, config, limits, say):
         trial.set_user_attr("spec", spec.to_dict())
         trial.set_user_attr("classes", evaluator.classes)
         _check_or_prune(trial, spec, limits, say, config.builds_at)
-        trial_dir = os.path.join(config.out_dir, "trials", f"trial_{trial.number:04d}")
+        # Trial numbers restart in each stored study: one folder per study, so two never share a trial's run.
+        trial_dir = os.path.join(config.out_dir, "trials", config.study_name, f"trial_{trial.number:04d}")
         os.makedirs(trial_dir, exist_ok=True)
         save_spec(spec, os.path.join(trial_dir, "spec.json"))
         try:
