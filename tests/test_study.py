@@ -343,7 +343,7 @@ def test_partial_arms_are_paired_on_the_seeds_both_have():
 
 
 def test_shift_consistency_differences_are_paired_by_seed():
-    default = {"shift_by_seed": {0: 0.93, 1: 0.92, 2: 0.94}, "examples": 367}  # 2 split SEs: 2·sqrt(.93·.07/367) = .027
+    default = {"shift_by_seed": {0: 0.93, 1: 0.92, 2: 0.94}, "shift": {"mean": 0.93}, "examples": 367}  # 2 split SEs: 2·sqrt(.93·.07/367) = .027
     worse = {"shift_by_seed": {0: 0.88, 1: 0.87, 2: 0.90}}  # −0.05, −0.05, −0.04: mean −0.047, std 0.006
     noisy = {"shift_by_seed": {0: 0.96, 1: 0.89, 2: 0.93}}  # +0.03, −0.03, −0.01: mean −0.003, under 2 SEs of seeds
     steady = {"shift_by_seed": {0: 0.92, 1: 0.91, 2: 0.93}}  # −0.01 on every seed: under the split's noise

@@ -378,7 +378,7 @@ def shift_difference(arm, default) -> str:
     if default is None or arm is default:
         return "—"
     paired = stats.paired_seeds(arm["shift_by_seed"], default["shift_by_seed"])
-    floor = stats.split_standard_error(np.mean(list(default["shift_by_seed"].values())), default["examples"])
+    floor = stats.split_standard_error(default["shift"]["mean"], default["examples"])
     tie = paired["tie"] or stats.is_tie(paired["mean"], floor)
     verdict = "tie" if tie else ("more consistent" if paired["mean"] > 0 else "less consistent")
     return f"{paired['mean']:+.3f} ± {paired['std']:.3f} ({verdict})"

@@ -28,6 +28,7 @@ from attendnext_keras.experiments.explore.report import feasible_trials, select_
 from attendnext_keras.experiments.explore.space import Limits
 from attendnext_keras.experiments.study import load_results, run_study
 from attendnext_keras.experiments.study_report import aggregate, current_runs
+from attendnext_keras.models import obtain_input_shape
 from attendnext_keras.specs import ModelSpec, get_spec, load_spec, save_spec
 
 log = logging.getLogger(__name__)
@@ -82,16 +83,19 @@ def distinct_designs(trials, base: ModelSpec) -> list:
 
 
 def trainable_at(trials, *sizes) -> list:
-    """`trials` whose layout builds at every one of `sizes` (a multiple of its output stride and DC-AC grids): a search
-    at one input size can find layouts that the study's size, or the deployment size, cannot take."""
+    """`trials` whose layout builds at every one of `sizes` (the builder's own check, `models.obtain_input_shape`: a
+    multiple of its output stride and DC-AC grids): a search at one input size can find layouts that the study's
+    size, or the deployment size, cannot take."""
     out = []
     for trial in trials:
-        divisor = ModelSpec.from_dict(trial.user_attrs["spec"]).size_divisor
-        if all(size >= divisor and size % divisor == 0 for size in sizes):
-            out.append(trial)
-        else:
-            log.info("Trial %d is not a finalist: it needs an input size that is a multiple of %d, not %s px.",
-                     trial.number, divisor, " or ".join(map(str, sorted(set(sizes)))))
+        spec = ModelSpec.from_dict(trial.user_attrs["spec"])
+        try:
+            for size in sizes:
+                obtain_input_shape((size, size, 3), spec)
+        except ValueError as error:
+            log.info("Trial %d is not a finalist: %s", trial.number, str(error).splitlines()[0])
+            continue
+        out.append(trial)
     return out
 
 
@@ -99,8 +103,9 @@ def finalist_front(study, explore_config, *sizes) -> list:
     """The search's best trials (its front, or its best NetScore) among the feasible ones that build at `sizes`,
     without repeated designs or the base variant's: a trial on the whole front that the study's size cannot take
     leaves its place to the next one, which it had dominated."""
-    feasible = feasible_trials(study.get_trials(deepcopy=False), Limits.of(explore_config))
-    best = select_best(trainable_at(feasible, *sizes), Limits.of(explore_config), explore_config.objective)
+    limits = Limits.of(explore_config)
+    feasible = feasible_trials(study.get_trials(deepcopy=False), limits)
+    best = select_best(trainable_at(feasible, *sizes), limits, explore_config.objective)
     return distinct_designs(best, get_spec(explore_config.base_variant))
 
 
@@ -133,11 +138,11 @@ def run_finalists(result, explore_config, study: StudyConfig, recipe: TrainConfi
         raise ValueError("`finalists` is 0: there is nothing to train with the full protocol.")
     study = check_protocol(study, explore_config)
     base = get_spec(explore_config.base_variant)
-    trials = pick_finalists(finalist_front(result.study, explore_config, study.input_size, base.input_size),
-                            explore_config.finalists)
+    sizes = finalist_sizes(study, explore_config)
+    trials = pick_finalists(finalist_front(result.study, explore_config, *sizes), explore_config.finalists)
     if not trials:
-        raise ValueError(f"No feasible trial other than the base variant's design that builds at {study.input_size} "
-                         f"and {base.input_size} px to train with the full protocol "
+        raise ValueError(f"No feasible trial other than the base variant's design that builds at "
+                         f"{' and '.join(map(str, sizes))} px to train with the full protocol "
                          f"(see {os.path.join(explore_config.out_dir, 'results.md')}).")
     out_dir = os.path.join(explore_config.out_dir, "finalists")
     baseline = f"attendnext_{explore_config.base_variant}"

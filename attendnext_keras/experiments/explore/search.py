@@ -188,12 +188,18 @@ class Evaluator:
                 "latency_ratio": latency / reference_latency}
 
 
-def _sqlite_folder(storage):
+def _sqlite_path(storage):
+    """The database file of a "sqlite:///…" URL; None for other storages and in-memory SQLite."""
     if isinstance(storage, str) and storage.startswith("sqlite:///"):
         path = storage[len("sqlite:///"):]
-        folder = os.path.dirname(os.path.abspath(path)) if path and path != ":memory:" else None
-        if folder:
-            os.makedirs(folder, exist_ok=True)
+        return path if path and path != ":memory:" else None
+    return None
+
+
+def _sqlite_folder(storage):
+    path = _sqlite_path(storage)
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
 
 def open_study(study_name, storage, objective="netscore", sampler="tpe", seed=0):
@@ -251,7 +257,8 @@ def evaluated_trials(study_name, storage) -> int:
     """How many candidates the stored study `study_name` has trained and scored; 0 when there is none (and nothing is
     created). `ExploreConfig.trials` counts what one call trains: a caller that wants N in all, across
     interruptions, asks for N minus this."""
-    if isinstance(storage, str) and storage.startswith("sqlite:///") and not os.path.exists(storage[10:]):
+    path = _sqlite_path(storage)
+    if path and not os.path.exists(path):
         return 0
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
