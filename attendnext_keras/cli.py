@@ -179,6 +179,8 @@ def add_profile_parser(sub):
     p.add_argument("--latency", action="store_true",
                    help="Also time the int8 model by stage on LiteRT/XNNPACK (truncated models, interleaved), with "
                         "each stage's MAC rate against this CPU's peak for a large 1×1 convolution.")
+    p.add_argument("--float32", action="store_true",
+                   help="With --latency: also time each stage in float32 and print int8 ÷ float32 per stage.")
     p.add_argument("--threads", type=int, default=1, help="LiteRT threads for --latency (default: 1).")
     p.add_argument("--runs", type=int, default=50, help="Timed runs per truncated model for --latency (default: 50).")
     return p
@@ -197,7 +199,7 @@ def cmd_profile(args):
     if args.latency:
         from attendnext_keras.deploy.latency_profile import format_profile, latency_profile
 
-        timing = latency_profile(model, threads=args.threads, runs=args.runs)
+        timing = latency_profile(model, threads=args.threads, runs=args.runs, float32=args.float32)
     if args.json:
         print(json.dumps({**result.as_dict(), **({"latency": timing} if timing else {})}, indent=1))
         return

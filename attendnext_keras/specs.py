@@ -418,19 +418,24 @@ def _ir(filters, expansion=4.0):
 # classes), so that the parameters sit in the backbone.
 #
 # Measured by the study (benchmarks/results/study/study.md, front complete 2026-12-02): flowers160 test top-1 at 96 px,
-# 30 epochs, mean ± std of 3 seeds; latency on LiteRT/XNNPACK, best format, 224 px, 1000 classes, 1 thread, on a
-# 2-core AMD EPYC family 26 (AVX512-VNNI; 2026-12-02 14:51). The AttendNeXt front (micro, small, small_v0, base_v0,
-# base) reaches MobileNetV3-Large's accuracy 3.80× faster than it and lies above the MobileNetV2 front everywhere both have a model.
+# 30 epochs, mean ± std of 3 seeds; latency on LiteRT/XNNPACK, best format, 224 px, 1000 classes, 1 thread, in two
+# runs on two CPUs. On a 2-core AMD EPYC family 26 with int8 dot products (AVX512-VNNI; 2026-12-02 14:51,
+# benchmarks/results/study/archive/) the AttendNeXt front reaches MobileNetV3-Large's accuracy 3.80× faster than it;
+# on an AMD EPYC family 25 model 1 with AVX2 only (21:51, benchmarks/results/study/latency.md), where int8 is barely
+# faster than float32 and MobileNetV3 runs in float32 either way, 1.80×. On both it lies above the MobileNetV2 front
+# everywhere both have a model. The ms below are from the VNNI run unless they say otherwise.
 #
 # `base`, paper scale (the study's `large` until 2026-12-02). At 224 px with 1000 classes (`attendnext profile --arch
 # attendnext_base`): 3.26 M parameters (MobileNetV3-Large 5.4 M; paper: ≤ 4.0 M) and 204 M MACs. Where they go:
 # stem 0.5 k / 5.4 M MACs, stage 1 (56×56) 4.4 k / 4.2 M, stage 2 (28×28) 41 k / 26.3 M, stage 3 (14×14) 471 k /
 # 84.9 M, stage 4 (7×7) 1.71 M / 82.5 M, head 1.03 M / 1.0 M: 68 % of the parameters and 83 % of the MACs in the
-# 14×14 and 7×7 stages, 69 % of the parameters in the backbone. int8 runs at 0.43× its float32 latency (1.15 vs
-# 2.67 ms, 1 thread, benchmarks/results/study/latency.md, 2026-12-02); its 14×14 and 7×7 stages take 66 % of the int8
+# 14×14 and 7×7 stages, 69 % of the parameters in the backbone. int8 runs at 0.43× its float32 latency with VNNI
+# (1.15 vs 2.67 ms, 1 thread, benchmarks/results/study/archive/) and 0.95× with AVX2 only (7.62 vs 8.01 ms,
+# benchmarks/results/latency_profile_avx2.md says why); with VNNI its 14×14 and 7×7 stages take 66 % of the int8
 # time at 42 % and 73 % of this CPU's peak int8 MAC rate (benchmarks/results/latency_profile.md, 2026-12-02).
 # Proxy accuracy 83.0 % ± 0.4 against MobileNetV3-Large's 82.2 % ± 0.8 (a tie: paired bootstrap 95 % [−1.6, +3.3]
-# points) at 1.15 against 3.43 ms: the top of the front, ≥ 2.99× faster than the MobileNetV3 front at its accuracy.
+# points) at 1.15 against 3.43 ms: the top of the front, ≥ 2.99× faster than the MobileNetV3 front at its accuracy
+# (AVX2 run: 7.62 against 9.79 ms, ≥ 1.28×).
 BASE = ModelSpec(
     name="base",
     input_size=224,
@@ -447,28 +452,37 @@ BASE = ModelSpec(
     head=HeadSpec(hidden=0, dropout=0.2),
 )
 
-# `medium`: base's layout narrower (2.1 M parameters, 0.8 M in the head; 122 M MACs at 224 px). Proxy accuracy
-# 80.7 % ± 1.6 at 0.86 ms: 2.31× faster than the MobileNetV3 front at its accuracy, but just off the AttendNeXt front
-# (1.3 points below it at 0.86 ms, inside the noise; `base_v0`: 81.7 % ± 0.3 at 0.79 ms): the narrower 14×14 and 7×7
-# stages lose more accuracy than they save time.
+# `medium` (since 2026-12-02 evening): base's 14×14 and 7×7 stages, which hold its accuracy, with the time taken out
+# where the profile found it spent for little: no DC-AC at 56×56 (the no-attention ablation on `small` tied on
+# accuracy and saved 20 % of its time; DC-AC stays in stages 2 and 3, the paper's rule), one inverted residual at
+# 28×28 instead of two, and stage 3's inverted residuals expanding ×3 instead of ×4 (stage 3 was 42 % of base's int8
+# time). At 224 px with 1000 classes: 3.12 M parameters and 166 M MACs: stem 0.5 k / 5.4 M MACs, stage 1 1.4 k /
+# 3.8 M, stage 2 18 k / 9.5 M, stage 3 360 k / 64.0 M, stage 4 1.71 M / 82.5 M, head 1.03 M / 1.0 M (67 % of the
+# parameters in the backbone). Proxy accuracy 82.5 % ± 1.1 (seeds 83.4 / 82.8 / 81.2; MobileNetV3-Large 82.2 % ±
+# 0.8), trained 2026-12-02 20:47–21:43 under the study's protocol (benchmarks/results/study/study.md). Its latency
+# comes from the study's second latency run (2026-12-02 21:51, a 2-core AMD EPYC family 25 model 1 with AVX2 only, no
+# VNNI): 6.29 ms int8 against base's 7.62 and base_v0's 4.26, on the front between them; ≥ 1.56× faster than the MobileNetV3 front at its accuracy there, and on
+# Ethos-U55-128 (Vela) 11.11 ms, ≥ 1.87× faster than it. It has not been timed on the VNNI machine of the study's
+# first latency run.
+# The first `medium` (base's layout narrower: 2.06 M parameters, 122 M MACs; 80.7 % ± 1.6 at 0.86 ms on the family-26
+# EPYC) was just off the front: narrowing the 14×14 and 7×7 stages lost more accuracy than it saved time.
 MEDIUM = BASE.replace(
     name="medium",
-    description="Between small and base: 2.1 M parameters (0.8 M in the head), 122 M MACs at 224 px.",
+    description="base's 14×14 and 7×7 stages, lighter early stages: 3.1 M parameters, 166 M MACs at 224 px.",
     stages=(
-        StageSpec(columns=_columns(2, _dwsep(24), _dcac(condense_factor=4)), downsample="max", merge="none"),
-        StageSpec(columns=_columns(2, _ir(32, 3.0), _ir(32, 3.0), _dcac()), downsample="max", merge="concat"),
-        StageSpec(columns=_columns(2, _ir(80, 3.0), _ir(80, 3.0), _dcac(), _ir(80, 3.0)), downsample="blur",
+        StageSpec(columns=_columns(2, _dwsep(24)), downsample="max", merge="none"),
+        StageSpec(columns=_columns(2, _ir(40, 3.0), _dcac()), downsample="max", merge="concat"),
+        StageSpec(columns=_columns(2, _ir(96, 3.0), _ir(96, 3.0), _dcac(), _ir(96, 3.0)), downsample="blur",
                   merge="concat"),
-        StageSpec(columns=_columns(1, _ir(192), _ir(192), _ir(192), _dwsep(768)), downsample="blur",
-                  merge="concat"),
+        BASE.stages[3],
     ),
 )
 
 # `small` (the study's `compact` until 2026-12-02): MobileNetV3-Small's scale. 1.24 M parameters (0.64 M in the 1000-
 # class head), 54 M MACs at 224 px: stage 3 (14×14) 106 k / 17.7 M, stage 4 (7×7) 480 k / 22.9 M. The fastest
-# AttendNeXt at 224 px (benchmarks/results/study/latency.md) and the spec the study's ablations change. Proxy accuracy
+# AttendNeXt at 224 px (both latency runs) and the spec the study's ablations change. Proxy accuracy
 # 80.3 % ± 2.8 (seeds 83.4 / 79.6 / 77.9: the noisiest AttendNeXt) at 0.53 ms, against MobileNetV3-Small's 76.5 % ±
-# 1.1 at 1.03 ms: on the front, 3.14× faster than the MobileNetV3 front at its accuracy.
+# 1.1 at 1.03 ms: on the front, 3.14× faster than the MobileNetV3 front at its accuracy (AVX2 run: 2.69 ms, 1.84×).
 # Its ablations (benchmarks/RESULTS.md, 3 seeds per arm): DC-AC without its residual loses 5.5 points; DC-AC, the
 # original attention condenser and no attention tie on accuracy (DC-AC is 20 % of its int8 time), one column ties two;
 # AADS ties strided max-pooling on accuracy and keeps more test images' class under a shift (0.924 against 0.891).

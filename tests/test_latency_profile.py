@@ -29,7 +29,7 @@ def test_stages_add_up_to_the_whole_model(tiny_spec_file, capsys):
     from attendnext_keras.cli import main
 
     assert main(["profile", "--arch", tiny_spec_file, "--input-size", "32", "--classes", "5", "--latency", "--runs",
-                 "30", "--json"]) == 0
+                 "30", "--float32", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     profile = result["latency"]
     stages = profile["stages"]
@@ -38,9 +38,14 @@ def test_stages_add_up_to_the_whole_model(tiny_spec_file, capsys):
     # can fail is the timing: a truncated model slower than the whole, or a stage clearly negative.
     total = profile["total_ms"]
     assert profile["sum_of_stages_ms"] == pytest.approx(total)
-    assert all(ms <= 1.15 * total + 0.02 for ms in profile["cut_ms"].values()), profile["cut_ms"]
+    int8_cuts = {k: ms for k, ms in profile["cut_ms"].items() if not k.startswith("float32:")}
+    assert all(ms <= 1.15 * total + 0.02 for ms in int8_cuts.values()), profile["cut_ms"]
     assert all(s["ms"] >= -0.1 * total - 0.01 for s in stages), stages
     assert sum(s["macs"] for s in stages) == result["macs"] > 0
     assert profile["peak_gmacs"] > 1 and profile["threads"] == 1  # a 1×1 int8 conv runs at > 1 GMAC/s on any core
+    # float32 timed in the same rounds: its stages add up to its whole model as well, and int8 ÷ float32 is theirs
+    assert sum(s["float32_ms"] for s in stages) == pytest.approx(profile["float32_total_ms"])
+    assert profile["int8_vs_float32"] == pytest.approx(total / profile["float32_total_ms"])
+    assert profile["float32_peak_gmacs"] > 1
     text = lp.format_profile(profile)
-    assert "stage1" in text and "GMAC/s" in text and "of peak" in text
+    assert "stage1" in text and "GMAC/s" in text and "of peak" in text and "int8/fp32" in text

@@ -108,6 +108,10 @@ def test_a_renamed_model_keeps_its_runs(studied, tmp_path, monkeypatch):
     monkeypatch.setattr(study, "train_one", lambda *a, **k: pytest.fail("trained a renamed model again"))
     results = study.run_study(_config(copy, models=(str(renamed), MODELS[1])), DataConfig(), RECIPE, verbose=0)
     assert [r["model"] for r in results["runs"]] == [str(renamed), MODELS[1]] * 2
+    # ... in the results file and its report too (the new label was once kept in memory only, so the report, read
+    # from the file, left the renamed model out)
+    assert [r["model"] for r in study.load_results(copy)["runs"]] == [str(renamed), MODELS[1]] * 2
+    assert str(renamed) in (copy / "study.md").read_text()
 
 
 def test_the_ablations_default_arm_is_the_front_run_recorded_again(monkeypatch, tmp_path):

@@ -278,6 +278,7 @@ def _train_stage(config, data_config, recipe, results, verbose, planned):
     results.setdefault("plans", {})[config.stage] = [[c.label, seed, digest] for c, seed, digest in plan]
     _save(config.out_dir, results)
     done = sum(find_run(results, c.label, s, d, c.name, config.stage) is not None for c, s, d in plan)
+    _save(config.out_dir, results)  # find_run gave renamed models' runs their new labels: the report reads the file
     _refresh_measurements(config, results, study_data, plan)
     logger.info("study %s: %d of %d runs done; %d to train", config.stage, done, len(plan), len(plan) - done)
     for i, (candidate, seed, digest) in enumerate(plan, 1):
