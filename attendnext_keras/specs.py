@@ -461,9 +461,9 @@ BASE = ModelSpec(
 # parameters in the backbone). Proxy accuracy 82.5 % ± 1.1 (seeds 83.4 / 82.8 / 81.2; MobileNetV3-Large 82.2 % ±
 # 0.8), trained 2026-12-02 20:47–21:43 under the study's protocol (benchmarks/results/study/study.md). Its latency
 # comes from the study's second latency run (2026-12-02 21:51, a 2-core AMD EPYC family 25 model 1 with AVX2 only, no
-# VNNI): 6.29 ms int8 against base's 7.62 and base_v0's 4.26, on the front between them; ≥ 1.56× faster than the MobileNetV3 front at its accuracy there, and on
-# Ethos-U55-128 (Vela) 11.11 ms, ≥ 1.87× faster than it. It has not been timed on the VNNI machine of the study's
-# first latency run.
+# VNNI): 6.29 ms int8 against base's 7.62 and base_v0's 4.26, on the front between them; ≥ 1.56× faster than the
+# MobileNetV3 front at its accuracy there, and on Ethos-U55-128 (Vela) 11.11 ms, ≥ 1.87× faster than it. It has not
+# been timed on the VNNI machine of the study's first latency run.
 # The first `medium` (base's layout narrower: 2.06 M parameters, 122 M MACs; 80.7 % ± 1.6 at 0.86 ms on the family-26
 # EPYC) was just off the front: narrowing the 14×14 and 7×7 stages lost more accuracy than it saved time.
 MEDIUM = BASE.replace(
