@@ -421,9 +421,10 @@ def _ir(filters, expansion=4.0):
 # 30 epochs, mean ± std of 3 seeds; latency on LiteRT/XNNPACK, best format, 224 px, 1000 classes, 1 thread, in two
 # runs on two CPUs. On a 2-core AMD EPYC family 26 with int8 dot products (AVX512-VNNI; 2026-12-02 14:51,
 # benchmarks/results/study/archive/) the AttendNeXt front reaches MobileNetV3-Large's accuracy 3.80× faster than it;
-# on an AMD EPYC family 25 model 1 with AVX2 only (21:51, benchmarks/results/study/latency.md), where int8 is barely
-# faster than float32 and MobileNetV3 runs in float32 either way, 1.80×. On both it lies above the MobileNetV2 front
-# everywhere both have a model. The ms below are from the VNNI run unless they say otherwise.
+# on an AMD EPYC family 25 model 1 with AVX2 only (21:51, benchmarks/results/study/archive/), where int8 is barely
+# faster than float32 and MobileNetV3 runs in float32 either way, 1.80×; with `small_v2` added, in a second AVX2 run
+# (2026-12-03 04:31, benchmarks/results/study/latency.md), 2.58×. On both CPUs it lies above the MobileNetV2 front
+# everywhere both have a model. The ms below are from the VNNI run unless they say otherwise ("AVX2 run": 2026-12-02).
 #
 # `base`, paper scale (the study's `large` until 2026-12-02). At 224 px with 1000 classes (`attendnext profile --arch
 # attendnext_base`): 3.26 M parameters (MobileNetV3-Large 5.4 M; paper: ≤ 4.0 M) and 204 M MACs. Where they go:
@@ -498,6 +499,24 @@ SMALL = BASE.replace(
 )
 
 
+# `small_v2` (2026-12-03): `small` without its DC-AC at 56×56, as `medium` dropped it, for CPUs without int8 dot
+# products (AVX2; the paper's Cortex-A72), where every AttendNeXt runs fastest in float32 and the no-attention
+# ablation had tied on accuracy. DC-AC stays in stages 2 and 3 (the paper's rule). Same size as `small` (1.24 M
+# parameters, 54 M MACs at 224 px; 0.60 M and 9.8 M at 96 px with 5 classes). Trained under the study's protocol
+# (2026-12-03, benchmarks/results/study/study.md): 81.8 % ± 0.6 (seeds 82.3 / 81.2 / 82.0) against `small`'s 80.3 %
+# ± 2.8 (a tie, with a third of the spread); in the study's AVX2 latency run (2026-12-03 04:31, AMD EPYC family 25
+# model 1) 1.99 against 2.15 ms (float32, 1 thread): the fastest AttendNeXt at 224 px there, 3.94× faster than the
+# MobileNetV3 front at its accuracy, and it makes `small`, `base_v0` and `small_v0` dominated (`small` stays as the
+# spec the ablations change). Not timed on a VNNI CPU yet. A heavier sibling trained in the same run (stage 3 at width
+# 80 with a third inverted residual: 1.42 M parameters, 80 M MACs, 3.43 ms) reached 81.6 % ± 0.4, no more accurate,
+# so it was not registered (benchmarks/results/study/specs/small_plus_candidate.json).
+SMALL_V2 = SMALL.replace(
+    name="small_v2",
+    description="small without DC-AC at 56×56: 1.2 M parameters, 54 M MACs at 224 px, faster on CPUs without int8 "
+                "dot products.",
+    stages=(StageSpec(columns=_columns(2, _dwsep(16)), downsample="max", merge="none"),) + SMALL.stages[1:],
+)
+
 # The first design (2026-11), `base` and `small` until 2026-12-02, kept under these names for the results that
 # measured them and because `micro` is built from it: depthwise-separable blocks throughout, three columns early, and
 # a 1280-unit hidden head layer that holds 75 % of its 2.59 M parameters (1000 classes). Both are on the AttendNeXt
@@ -547,8 +566,8 @@ MICRO = BASE_V0.replace(
     description="TensorFlow Lite Micro scale: 96×96; int8 with 1000 classes: 233 KiB flash, 113 KiB tensor arena.",
 )
 
-VARIANTS = {spec.name: spec for spec in (BASE, SMALL, MICRO, MEDIUM, BASE_V0, SMALL_V0)}
-"""The family first (base, small, micro, medium), then the first design's base and small."""
+VARIANTS = {spec.name: spec for spec in (BASE, SMALL, MICRO, MEDIUM, SMALL_V2, BASE_V0, SMALL_V0)}
+"""The family first (base, small, micro, medium, small_v2), then the first design's base and small."""
 
 
 def list_variants() -> list:
