@@ -422,9 +422,11 @@ def _ir(filters, expansion=4.0):
 # runs on two CPUs. On a 2-core AMD EPYC family 26 with int8 dot products (AVX512-VNNI; 2026-12-02 14:51,
 # benchmarks/results/study/archive/) the AttendNeXt front reaches MobileNetV3-Large's accuracy 3.80× faster than it;
 # on an AMD EPYC family 25 model 1 with AVX2 only (21:51, benchmarks/results/study/archive/), where int8 is barely
-# faster than float32 and MobileNetV3 runs in float32 either way, 1.80×; with `small_v2` added, in a second AVX2 run
-# (2026-12-03 04:31, benchmarks/results/study/latency.md), 2.58×. On both CPUs it lies above the MobileNetV2 front
-# everywhere both have a model. The ms below are from the VNNI run unless they say otherwise ("AVX2 run": 2026-12-02).
+# faster than float32 and MobileNetV3 runs in float32 either way, 1.80×; with `small_v2` added, in two more AVX2 runs
+# (2026-12-03 04:31, benchmarks/results/study/archive/, and 07:15, benchmarks/results/study/latency.md), 2.58× and
+# 2.14× (the same models: ratios move by about ±20 % between runs on that CPU). On both CPUs it lies above the
+# MobileNetV2 front everywhere both have a model. The ms below are from the VNNI run unless they say otherwise
+# ("AVX2 run": 2026-12-02).
 #
 # `base`, paper scale (the study's `large` until 2026-12-02). At 224 px with 1000 classes (`attendnext profile --arch
 # attendnext_base`): 3.26 M parameters (MobileNetV3-Large 5.4 M; paper: ≤ 4.0 M) and 204 M MACs. Where they go:
@@ -505,11 +507,15 @@ SMALL = BASE.replace(
 # parameters, 54 M MACs at 224 px; 0.60 M and 9.8 M at 96 px with 5 classes). Trained under the study's protocol
 # (2026-12-03, benchmarks/results/study/study.md): 81.8 % ± 0.6 (seeds 82.3 / 81.2 / 82.0) against `small`'s 80.3 %
 # ± 2.8 (a tie, with a third of the spread); in the study's AVX2 latency run (2026-12-03 04:31, AMD EPYC family 25
-# model 1) 1.99 against 2.15 ms (float32, 1 thread): the fastest AttendNeXt at 224 px there, 3.94× faster than the
-# MobileNetV3 front at its accuracy, and it makes `small`, `base_v0` and `small_v0` dominated (`small` stays as the
+# model 1, benchmarks/results/study/archive/; 2.41 against 2.68 ms at 07:15) 1.99 against 2.15 ms (float32, 1
+# thread): the fastest AttendNeXt at 224 px there, 3.94× (07:15: 2.93×) faster than the MobileNetV3 front at its
+# accuracy, and it makes `small`, `base_v0` and `small_v0` dominated (`small` stays as the
 # spec the ablations change). Not timed on a VNNI CPU yet. A heavier sibling trained in the same run (stage 3 at width
 # 80 with a third inverted residual: 1.42 M parameters, 80 M MACs, 3.43 ms) reached 81.6 % ± 0.4, no more accurate,
-# so it was not registered (benchmarks/results/study/specs/small_plus_candidate.json).
+# so it was not registered (benchmarks/results/study/specs/small_plus_candidate.json). Nor were two siblings with a
+# heavier 7×7 stage (2026-12-03 morning; +17–22 M MACs, as `base` and `medium` hold their parameters there): two
+# inverted residuals at width 224 reached 81.3 % ± 1.6 at 2.54 ms, three at width 192 80.7 % ± 0.8 at 2.98 ms
+# (specs/small_v2_{wide,deep}_candidate.json): layouts of ≤ 80 M MACs have all landed at 80.3–81.8 % on this proxy.
 SMALL_V2 = SMALL.replace(
     name="small_v2",
     description="small without DC-AC at 56×56: 1.2 M parameters, 54 M MACs at 224 px, faster on CPUs without int8 "

@@ -324,6 +324,10 @@ def test_goal_verdicts_by_hand():
     assert [r[-1] for r in speed] == ["met", "met", "missed (83% of the goal)", "met"]
     above = [r for r in rows if "MobileNetV2" in r[0]]
     assert above[0][2] == "+2.0 pt at worst (3 points, 1.20–4.00 ms)" and above[0][-1] == "met"
+    # A candidate trained from a spec file is evidence, not the family: it does not move the goals.
+    front["specs/candidate.json"] = _summary("specs/candidate.json", "attendnext", 0.90)
+    latency["specs/candidate.json"] = {"1": 0.5, "2": 0.3, "input_size": 224}
+    assert study_report.goal_rows(front, latency, StudyConfig(bootstrap_samples=200)) == rows
     front["attendnext_base"] = _summary("attendnext_base", "attendnext", 0.78)  # 2 pt below on 100 images: a tie
     assert study_report.goal_rows(front, latency, StudyConfig(bootstrap_samples=200))[0][-1] == "met: a tie, and faster"
     # On an NPU (Vela's estimates) the goal is to be ahead. No AttendNeXt model reaches MobileNetV3-Large's 80 % now:
