@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from attendnext_keras import _io
+from attendnext_keras import _io, registry
 from attendnext_keras.experiments import ablations, stats
 from attendnext_keras.experiments.reports import (FAMILY_COLOURS, figure, fmt_count, fmt_ms, fmt_pct,
                                                   log_latency_axis, save_figure, table)
@@ -220,7 +220,7 @@ def _family_front(front, latency, family, threads, size):
     """The family's Pareto front among models timed at `size`. Candidates trained from spec files (`models:` entries
     ending in .json) stay in the tables as evidence but are left out: the goals are the registered family's."""
     points = [p for p in _points(front, latency, family, threads)
-              if latency[front[p[2]]["name"]]["input_size"] == size and not p[2].endswith(".json")]
+              if latency[front[p[2]]["name"]]["input_size"] == size and not registry.is_spec_file(p[2])]
     return [points[i] for i in stats.pareto_front([p[:2] for p in points])]
 
 
