@@ -699,6 +699,10 @@ def add_study_parser(sub):
     p.add_argument("--models", nargs="+", default=None, metavar="NAME",
                    help="Front models: names from `attendnext models` or spec .json files (default: the AttendNeXt "
                         "variants, MobileNetV3-Large/Small at 1.0 and 0.75, MobileNetV2 at 1.0/0.75/0.5/0.35).")
+    p.add_argument("--candidates", nargs="*", default=None, metavar="NAME",
+                   help="Designs tried beside the front (names or spec .json files): trained and timed with it and "
+                        "shown in its tables, but not counted in the family's goals (default: none; the flag alone "
+                        "clears a config's list).")
     p.add_argument("--ablation-base", default=None, help="The AttendNeXt variant the ablations change (default: "
                                                          f"{_default(configs.StudyConfig, 'ablation_base')}).")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="Seeds (default: 0 1 2).")
@@ -720,9 +724,9 @@ def cmd_study(args):
     from attendnext_keras.experiments.study_report import write_report
 
     config = _apply_data_flags(_load(args), args)
-    study = _override(config.study, stage=args.stage, models=args.models, ablation_base=args.ablation_base,
-                      seeds=args.seeds, input_size=args.input_size, epochs=args.epochs, test_split=args.test_split,
-                      out_dir=args.out)
+    study = _override(config.study, stage=args.stage, models=args.models, candidates=args.candidates,
+                      ablation_base=args.ablation_base, seeds=args.seeds, input_size=args.input_size,
+                      epochs=args.epochs, test_split=args.test_split, out_dir=args.out)
     recipe = config.train
     if args.recipe:
         values = configs.load_mapping(args.recipe)

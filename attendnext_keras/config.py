@@ -481,6 +481,9 @@ class StudyConfig(_Config):
 
     stage: Literal["front", "ablations", "latency", "report", "all"] = "front"
     models: tuple[str, ...] = FRONT_MODELS  # the front stage's models (registry names or spec .json files)
+    # Designs tried and not registered (spec files or names): trained and timed with the front and shown in its tables
+    # as evidence, but left out of the AttendNeXt front that the family's goals are judged on.
+    candidates: tuple[str, ...] = ()
     ablation_base: str = "attendnext_small"  # the spec the ablations change one choice of
     seeds: tuple[int, ...] = (0, 1, 2)
     input_size: int = 96
@@ -491,10 +494,15 @@ class StudyConfig(_Config):
     bootstrap_samples: int = 10_000
     latency_runs: int = 100
     latency_threads: tuple[int, ...] = (1, 2)
+    # Which percentile of a format's timed runs the report calls its latency: "median", or "p10" where other work
+    # shares the CPU (contention only adds time, so the 10th percentile moves less between runs).
+    latency_statistic: Literal["median", "p10"] = "median"
     npu_estimates: Optional[str] = None  # a bench_vela.py vela.json: fronts and iso-accuracy on Arm Ethos-U too
 
     def validate(self):
         require(len(self.seeds) >= 1, "seeds", "needs at least one seed")
+        both = sorted({os.path.normpath(m) for m in self.models} & {os.path.normpath(c) for c in self.candidates})
+        require(not both, "candidates", f"lists models that `models` has too: {both}")
         require(self.input_size >= 32, "input_size", f"must be at least 32, got {self.input_size}")
         require(self.epochs >= 1, "epochs", f"must be at least 1, got {self.epochs}")
         require(self.shift_max >= 1, "shift_max", f"must be at least 1, got {self.shift_max}")

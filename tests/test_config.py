@@ -27,6 +27,8 @@ from attendnext_keras.config import (ConfigError, RunConfig, TrainConfig, exampl
     ({"steps": ["qat"]}, "steps: 'qat' needs 'train'"),
     ({"explore": {"space": {"blur_sizes": [1, 3]}}}, "explore.space.blur_sizes: is a [min, max] range within 2–7"),
     ({"data": "folder"}, "data: expected a mapping of settings, got 'folder'"),
+    ({"study": {"models": ["specs/a.json"], "candidates": ["./specs/a.json"]}},
+     "study.candidates: lists models that `models` has too: ['specs/a.json']"),
 ])
 def test_bad_values_name_their_path(values, message):
     with pytest.raises(ConfigError) as error:

@@ -438,7 +438,8 @@ def test_finalists_train_with_the_study_protocol_beside_the_base_variant(explore
                         lambda config, **kwargs: timed.setdefault("models", config.models))
     monkeypatch.setattr(study.benchmark_report, "write_reports", lambda *args, **kwargs: {})
     config = ExploreConfig(out_dir=str(tmp_path), finalists=1, base_variant="micro")
-    protocol = StudyConfig(seeds=(0,), input_size=32, epochs=1, bootstrap_samples=200)
+    # A protocol file's own candidates are not finalists: they are neither trained nor timed here.
+    protocol = StudyConfig(seeds=(0,), input_size=32, epochs=1, bootstrap_samples=200, candidates=("fbnet_c",))
     summary = finalists.run_finalists(explored["second"], config, protocol, TrainConfig(batch_size=50),
                                       DataConfig(), verbose=0)
     winner = explored["second"].best_trials[0]

@@ -4,6 +4,7 @@ training; the ablation arms differ in exactly their one choice."""
 
 import json
 import os
+import typing
 
 import pytest
 
@@ -11,6 +12,7 @@ from attendnext_keras import data
 from attendnext_keras.config import DataConfig, StudyConfig, TrainConfig
 from attendnext_keras.experiments import ablations, shift, study, study_report
 from attendnext_keras.specs import get_spec, load_spec, save_spec
+from conftest import REPO
 
 RECIPE = TrainConfig(batch_size=50, learning_rate=3e-3)
 MODELS = []  # the tiny AttendNeXt's spec file (a study takes spec files as models) and a registry peer
@@ -118,8 +120,8 @@ def test_the_ablations_default_arm_is_the_front_run_recorded_again(monkeypatch, 
     monkeypatch.setattr(ablations, "single_column", lambda spec, size, classes=1000: spec.replace(name="one"))
     config = StudyConfig(models=("attendnext_micro",), input_size=32, epochs=1, ablation_base="attendnext_micro")
     listing = study.StudyData(train=None, select=None, test=None, listing_hash="abc", description={})
-    front = study.candidates(config, None)[0]
-    default = next(c for c in study.candidates(config.replace(stage="ablations"), str(tmp_path))
+    front = study.stage_models(config, None)[0]
+    default = next(c for c in study.stage_models(config.replace(stage="ablations"), str(tmp_path))
                    if c.arm == "default")
     digest = study.run_hash(front, RECIPE, config, listing, 5)
     assert study.run_hash(default, RECIPE, config, listing, 5) == digest
@@ -235,14 +237,29 @@ def test_ablation_arms_change_one_choice_each():
     assert match["params_within_tolerance"], match
 
 
+def test_the_front_is_models_then_candidates_and_the_command_line_sets_or_clears_them(tmp_path, monkeypatch):
+    from attendnext_keras import cli
+
+    config = StudyConfig(models=("attendnext_micro", "mobilenet_v2", "attendnext_micro"), candidates=("spec.json",))
+    assert study.front_names(config) == ["attendnext_micro", "mobilenet_v2", "spec.json"]
+    seen = []
+    monkeypatch.setattr(study_report, "write_report", lambda out_dir, config: seen.append(config) or {"md": os.devnull})
+    yaml = os.path.join(REPO, "attendnext_keras", "configs", "study_flowers160.yaml")
+    for flags, expected in (([], 3), (["--candidates", "a.json"], 1), (["--candidates"], 0)):
+        assert cli.main(["study", "--config", yaml, "--stage", "report", "--out", str(tmp_path), *flags]) == 0
+        assert len(seen[-1].candidates) == expected and seen[-1].latency_statistic == "p10"
+
+
 def test_latency_stage_times_the_front_before_it_is_trained(tmp_path, monkeypatch):
-    """One timing run can serve a study still training: the front's models (by their names now, not a renamed run's
-    old one), then the ablation arms' spec files, each once; nothing to time is an error naming the results file."""
+    """One timing run can serve a study still training: the front's models and candidates (by their names now, not a
+    renamed run's old one), then the ablation arms' spec files, each once; nothing to time is an error naming the
+    results file."""
     timed = {}
     monkeypatch.setattr(study.benchmark, "run_benchmark",
                         lambda config, **kwargs: timed.setdefault("models", config.models))
     monkeypatch.setattr(study.benchmark_report, "write_reports", lambda *args, **kwargs: {})
-    config = StudyConfig(models=("attendnext_micro", "mobilenet_v3_small"), stage="latency", out_dir=str(tmp_path))
+    config = StudyConfig(models=("attendnext_micro",), candidates=("mobilenet_v3_small",), stage="latency",
+                         out_dir=str(tmp_path))
     runs = [{"name": "mobilenet_v3_small", "stage": "front"}, {"name": "specs/arm.json", "stage": "ablations"},
             {"name": "attendnext_renamed_since", "stage": "front"}]
     study._latency_stage(config, {"runs": runs})
@@ -276,6 +293,26 @@ def test_recipe_options_added_later_keep_the_hash_at_their_neutral_value():
     before = study.run_hash(candidate, recipe, config, listing, 5)
     assert study.run_hash(candidate, recipe.replace(reference_batch_size=256), config, listing, 5) != before
     assert study.run_hash(candidate, recipe.replace(seed=7), config, listing, 5) == before  # seeds are per run
+
+
+def test_latency_statistic_picks_each_models_best_format_by_that_percentile(tmp_path):
+    """float32 runs 10 ms steadily; int8 runs 8 ms in quiet moments and 20 ms in busy ones (6 of 10 runs): by the
+    median int8 is slower (20 ms) and float32 is best, by the 10th percentile int8 is best at 8 ms."""
+    def timed(samples):
+        return {"latency_ms": {"1": {"median": float(sorted(samples)[len(samples) // 2]), "samples": samples}}}
+
+    row = {"input_size": 224, "best": {"1": {"format": "float32", "median": 10.0}},
+           "formats": {"float32": timed([10.0] * 10), "int8": timed([8.0] * 4 + [20.0] * 6)}}
+    (tmp_path / "latency.json").write_text(json.dumps({"models": {"m": row}}))
+    assert study_report.load_latency(str(tmp_path)) == {"m": {"1": 10.0, "input_size": 224}}
+    assert study_report.load_latency(str(tmp_path), "p10") == {"m": {"1": 8.0, "input_size": 224}}
+    assert study_report.load_latency(str(tmp_path / "none")) == {}
+    assert typing.get_args(typing.get_type_hints(StudyConfig)["latency_statistic"]) == tuple(
+        study_report.LATENCY_PERCENTILES)  # the config offers what the report computes
+    del row["formats"]["int8"]["latency_ms"]["1"]["samples"]  # a result written without its samples
+    (tmp_path / "latency.json").write_text(json.dumps({"models": {"m": row}}))
+    with pytest.raises(ValueError, match="int8 has no timed samples at 1 thread"):
+        study_report.load_latency(str(tmp_path), "p10")
 
 
 def test_npu_iso_accuracy_uses_vela_estimates_without_cpu_fallbacks(tmp_path):
@@ -317,25 +354,31 @@ def test_goal_verdicts_by_hand():
               ("mobilenet_v2", "mobilenet_v2", 0.78, 4.0, 2.0), ("mobilenet_v2_050", "mobilenet_v2", 0.70, 1.2, 0.8))
     front = {m: _summary(m, family, accuracy) for m, family, accuracy, _, _ in models}
     latency = {m: {"1": one, "2": two, "input_size": 224} for m, _, _, one, two in models}
-    rows = study_report.goal_rows(front, latency, StudyConfig(bootstrap_samples=200))
+    config = StudyConfig(bootstrap_samples=200, models=tuple(m[0] for m in models))
+    rows = study_report.goal_rows(front, latency, config)
     assert rows[0][-1] == "met"  # base 80 % = MobileNetV3-Large 80 %
     speed = [r for r in rows if "× faster" in r[0]]  # 1 thread (Large, Small), then 2 threads
     assert [r[2].split(" (")[0] for r in speed] == ["4.00×", "≥ 1.50×", "2.50×", "≥ 1.67×"]
     assert [r[-1] for r in speed] == ["met", "met", "missed (83% of the goal)", "met"]
     above = [r for r in rows if "MobileNetV2" in r[0]]
     assert above[0][2] == "+2.0 pt at worst (3 points, 1.20–4.00 ms)" and above[0][-1] == "met"
-    # A candidate trained from a spec file is evidence, not the family: it does not move the goals.
+    # The study's candidates (designs tried, not registered), and runs of models no longer listed, are evidence, not
+    # the family: they do not move the goals. Listed as a model (under any spelling of its path), a spec file counts.
     front["specs/candidate.json"] = _summary("specs/candidate.json", "attendnext", 0.90)
     latency["specs/candidate.json"] = {"1": 0.5, "2": 0.3, "input_size": 224}
-    assert study_report.goal_rows(front, latency, StudyConfig(bootstrap_samples=200)) == rows
+    assert study_report.goal_rows(front, latency, config.replace(candidates=("specs/candidate.json",))) == rows
+    assert study_report.goal_rows(front, latency, config) == rows
+    assert study_report.goal_rows(front, latency, config.replace(models=config.models + ("./specs/candidate.json",))) \
+        != rows
+    del front["specs/candidate.json"], latency["specs/candidate.json"]
     front["attendnext_base"] = _summary("attendnext_base", "attendnext", 0.78)  # 2 pt below on 100 images: a tie
-    assert study_report.goal_rows(front, latency, StudyConfig(bootstrap_samples=200))[0][-1] == "met: a tie, and faster"
+    assert study_report.goal_rows(front, latency, config)[0][-1] == "met: a tie, and faster"
     # On an NPU (Vela's estimates) the goal is to be ahead. No AttendNeXt model reaches MobileNetV3-Large's 80 % now:
     # base's 78 % is a tie on 100 images, and there it is 10 / 4 = 2.5× faster. MobileNetV3-Small's 70 % lies below
     # the whole AttendNeXt front: ≥ 2.5 / 2.0 = 1.25×.
     npu = {m: {"input_size": 224, "ethos-u55-128": ms} for m, ms in (
         ("attendnext_base", 4.0), ("attendnext_fast", 2.0), ("mobilenet_v3_large", 10.0), ("mobilenet_v3_small", 2.5))}
-    rows = study_report.goal_rows(front, latency, StudyConfig(bootstrap_samples=200), npu)
+    rows = study_report.goal_rows(front, latency, config, npu)
     on_npu = [r for r in rows if r[1] == "ethos-u55-128 (Vela)"]
     assert [r[2].split(";")[0].split(" (")[0] for r in on_npu] == ["not reached: best 78.0 %", "≥ 1.25×"]
     assert [r[-1] for r in on_npu] == ["met at a tie in accuracy", "met"]

@@ -108,17 +108,22 @@ def _relative(path, root):
         return path
 
 
-def candidates(config: StudyConfig, out_dir) -> list:
-    """The stage's models: the front's registry names (or spec files), or the ablation arms (their spec files are
-    written by `_train_stage`, once the study folder is held)."""
+def stage_models(config: StudyConfig, out_dir) -> list:
+    """The stage's models: the front's registry names (or spec files) and then its candidates, or the ablation arms
+    (their spec files are written by `_train_stage`, once the study folder is held)."""
     if config.stage == "front":
-        return [Candidate(label=n, name=n, family=registry.model_info(n).family) for n in config.models]
+        return [Candidate(label=n, name=n, family=registry.model_info(n).family) for n in front_names(config)]
     base = get_spec(config.ablation_base[len("attendnext_"):] if config.ablation_base.startswith("attendnext_")
                     else config.ablation_base)
     specs_dir = os.path.join(out_dir, "specs")
     return [Candidate(label=f"attendnext_{base.name}:{arm}", name=os.path.join(specs_dir, f"{spec.name}.json"),
                       family="attendnext", arm=arm, spec=spec)
             for arm, spec in ablations.ablation_specs(base, config.input_size).items()]
+
+
+def front_names(config: StudyConfig) -> list:
+    """What the front stage trains and the latency stage times: `models`, then `candidates`."""
+    return list(dict.fromkeys(config.models + config.candidates))
 
 
 # Recipe fields added after the study's protocol was fixed, with the value that trains exactly as before: left out of
@@ -262,7 +267,7 @@ def _plan(config, data_config, recipe):
     model for its hash checks the models and the input size before anything trains."""
     study_data = load_study_data(data_config, config.test_split)
     classes = study_data.train.num_classes
-    todo = candidates(config, config.out_dir)
+    todo = stage_models(config, config.out_dir)
     keyed = {c.label: run_hashes(c, recipe, config, study_data, classes) for c in todo}
     # Seed-major order: every model's first seed before any second seed, so a partial study already has a front.
     return study_data, [(c, seed, keyed[c.label][0]) for seed in config.seeds for c in todo], keyed
@@ -406,7 +411,7 @@ def _latency_stage(config, results):
     each thread count, in one interleaved benchmark run (`experiments.benchmark`)."""
     # The front's models even before they are trained (one timing run can serve a study still training), then the
     # ablation arms' spec files. Front runs are timed by the front's names: a run may carry a name since renamed.
-    front = list(config.models) if config.stage == "latency" else []
+    front = front_names(config) if config.stage == "latency" else []
     arms = [r["name"] for r in results["runs"] if r.get("stage") == "ablations"]
     _deploy_arms_at_their_base_size(arms)
     names = list(dict.fromkeys(front + arms))

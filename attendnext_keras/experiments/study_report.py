@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from attendnext_keras import _io, registry
+from attendnext_keras import _io
 from attendnext_keras.experiments import ablations, stats
 from attendnext_keras.experiments.reports import (FAMILY_COLOURS, figure, fmt_count, fmt_ms, fmt_pct,
                                                   log_latency_axis, save_figure, table)
@@ -66,14 +66,38 @@ def aggregate(runs) -> dict:
     return out
 
 
-def load_latency(out_dir) -> dict:
-    """{registry name or spec file: {threads: best-format median ms}} from the latency stage, if it ran."""
+LATENCY_PERCENTILES = {"median": 50, "p10": 10}
+"""`StudyConfig.latency_statistic`: which percentile of a format's timed runs stands for its latency."""
+
+
+def load_latency(out_dir, statistic="median") -> dict:
+    """{registry name or spec file: {threads: best-format latency ms, "input_size"}} from the latency stage, if it ran;
+    each format's latency is `statistic` (`LATENCY_PERCENTILES`) of its timed runs."""
     path = os.path.join(out_dir, "latency.json")
     if not os.path.exists(path):
         return {}
-    result = _io.read_json(path, "Latency result")
-    return {name: {t: best["median"] for t, best in row["best"].items()} | {"input_size": row["input_size"]}
+    return latency_table(_io.read_json(path, "Latency result"), statistic)
+
+
+def latency_table(result, statistic="median") -> dict:
+    """`load_latency` of a benchmark result already read."""
+    return {name: {t: _best_latency(row, t, statistic) for t in row["best"]} | {"input_size": row["input_size"]}
             for name, row in result["models"].items()}
+
+
+def _best_latency(row, threads, statistic):
+    if statistic == "median":
+        return row["best"][threads]["median"]
+    samples = {name: fmt["latency_ms"].get(threads, {}).get("samples") for name, fmt in row["formats"].items()}
+    missing = [name for name, values in samples.items() if not values]
+    if missing:
+        raise ValueError(f"Latency result: {row.get('display_name')} {missing[0]} has no timed samples at {threads} "
+                         f"thread(s), which latency_statistic '{statistic}' needs; time it again or use 'median'.")
+    return min(float(np.percentile(values, LATENCY_PERCENTILES[statistic])) for values in samples.values())
+
+
+def latency_words(statistic) -> str:
+    return "median" if statistic == "median" else f"{statistic} (the {LATENCY_PERCENTILES[statistic]}th percentile)"
 
 
 def load_npu_estimates(path) -> dict:
@@ -99,11 +123,11 @@ def load_npu_estimates(path) -> dict:
 def write_report(out_dir, config) -> dict:
     """Writes study.md, fronts.png and curves.png into `out_dir` from its results; returns the paths."""
     results = _io.read_json(os.path.join(out_dir, "results.json"), "Study results")
-    latency = load_latency(out_dir)
+    latency = load_latency(out_dir, config.latency_statistic)
     front = aggregate(current_runs(results, "front"))
     arms = aggregate(current_runs(results, "ablations"))
     lines = _header(results, config)
-    lines += _front_section(front, latency, results)
+    lines += _front_section(front, latency, config)
     lines += _iso_section(front, latency, config)
     npu = load_npu_estimates(config.npu_estimates)
     lines += _goals_section(front, latency, config, npu)
@@ -148,7 +172,7 @@ def _latency_cells(latency, name):
     return [fmt_ms(row.get("1")) if row else "—", fmt_ms(row.get("2")) if row else "—"]
 
 
-def _front_section(front, latency, results) -> list:
+def _front_section(front, latency, config) -> list:
     if not front:
         return ["## Models", "", "No front runs yet.", ""]
     rows = [[m, FAMILY_NAMES.get(s["family"], s["family"]), fmt_count(s["params"]), fmt_count(s["macs"]),
@@ -157,10 +181,17 @@ def _front_section(front, latency, results) -> list:
              f"{s['shift']['mean']:.3f}"] for m, s in front.items()]
     return ["## Models", "",
             "Test top-1: mean ± std over seeds on the test half. Params and MACs at the study's input size and class "
-            "count. Latency: LiteRT/XNNPACK median, best format (float32 or int8), at deployment size (224 px, 1000 "
-            "classes; micro at its own), from the latency stage (`latency.md`).", "",
+            f"count. Latency: LiteRT/XNNPACK {latency_words(config.latency_statistic)} of the timed runs, best format "
+            "(float32 or int8), at deployment size (224 px, 1000 classes; micro at its own), computed from the "
+            "samples the latency stage keeps in `latency.json` (`latency.md` shows medians)."
+            f"{_STATISTIC_REASONS.get(config.latency_statistic, '')}", "",
             table(["model", "family", "params", "MACs", "seeds", "test top-1", "selection top-1", "latency 1T ms",
                    "latency 2T ms", "shift consistency"], rows), ""]
+
+
+_STATISTIC_REASONS = {
+    "p10": " The 10th percentile (`study.latency_statistic`): on a shared machine other work only ever adds time, so a "
+           "low percentile moves less between runs than the median."}
 
 
 def _points(front, latency, family, threads):
@@ -217,10 +248,9 @@ ABOVE_FAMILY = "mobilenet_v2"
 
 
 def _family_front(front, latency, family, threads, size):
-    """The family's Pareto front among models timed at `size`. Candidates trained from spec files (`models:` entries
-    ending in .json) stay in the tables as evidence but are left out: the goals are the registered family's."""
+    """The family's Pareto front among models timed at `size`."""
     points = [p for p in _points(front, latency, family, threads)
-              if latency[front[p[2]]["name"]]["input_size"] == size and not registry.is_spec_file(p[2])]
+              if latency[front[p[2]]["name"]]["input_size"] == size]
     return [points[i] for i in stats.pareto_front([p[:2] for p in points])]
 
 
@@ -299,7 +329,11 @@ def _front_goal(front, latency, threads, on):
 
 def goal_rows(front, latency, config, npu=None) -> list:
     """[goal, where, measured, target, verdict] for each of the family's goals the results can answer: on the CPU
-    (latency-stage keys "1", "2": threads) and, from Vela's estimates, on each Ethos-U (ahead of MobileNetV3)."""
+    (latency-stage keys "1", "2": threads) and, from Vela's estimates, on each Ethos-U (ahead of MobileNetV3).
+    The goals judge the study's `models` only: its `candidates`, and runs of models no longer listed, stay in the tables
+    as evidence."""
+    listed = {os.path.normpath(name) for name in config.models}
+    front = {label: s for label, s in front.items() if os.path.normpath(label) in listed}
     rows = [_accuracy_goal(front, latency, config)]
     for threads, on in (("1", "CPU, 1 thread"), ("2", "CPU, 2 threads")):
         rows += [_speed_goal(front, latency, peer, target, threads, on) for peer, target in SPEED_GOALS]
@@ -315,10 +349,12 @@ def _goals_section(front, latency, config, npu=None) -> list:
     if not rows:
         return []
     return ["## Goals", "",
-            "The family's goals, from the tables above (mean test top-1 over seeds; best-format latency at 224 px; on "
-            "Ethos-U, Vela's estimates). A tie: a difference inside the noise (the paired bootstrap's 95 % interval "
-            "holds 0, or under two standard errors of one accuracy on the test half). The AttendNeXt front here is "
-            "the registered family's: candidates trained from spec files stay in the tables above, not in the goals.",
+            "The family's goals, from the tables above (mean test top-1 over seeds; best-format latency at 224 px, "
+            f"{latency_words(config.latency_statistic)}; on Ethos-U, Vela's estimates). A tie: a difference inside "
+            "the noise (the paired bootstrap's 95 % interval holds 0, or under two standard errors of one accuracy on "
+            "the test half). The AttendNeXt front here is the registered family's: the study's candidates (designs "
+            "tried and not registered) and models no longer in `study.models` stay in the tables above, not in the "
+            "goals.",
             "",
             table(["goal", "on", "measured", "target", "verdict"], rows), ""]
 
