@@ -93,9 +93,14 @@ def machine_info(command=None) -> dict:
     }
 
 
-def describe(info: dict) -> str:
-    """One line: CPU, flags, CPUs, load average, date."""
+def describe_cpu(info: dict) -> str:
+    """The CPU of a result: model name, family and model number, SIMD flags (what its latency ratios depend on)."""
     flags = ", ".join(info.get("cpu_flags") or []) or "no SIMD flags read"
     family = f", family {info['cpu_family']} model {info['cpu_model_number']}" if info.get("cpu_family") else ""
-    return (f"{info.get('cpu_model')}{family} ({flags}), {info.get('cpu_count')} CPUs, load average "
-            f"{info.get('load_average')}, {info.get('date')}")
+    return f"{info.get('cpu_model')}{family} ({flags})"
+
+
+def describe(info: dict) -> str:
+    """One line: CPU, flags, CPUs, load average, date."""
+    return (f"{describe_cpu(info)}, {info.get('cpu_count')} CPUs, load average {info.get('load_average')}, "
+            f"{info.get('date')}")

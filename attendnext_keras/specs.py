@@ -422,10 +422,11 @@ def _ir(filters, expansion=4.0):
 # runs on two CPUs. On a 2-core AMD EPYC family 26 with int8 dot products (AVX512-VNNI; 2026-12-02 14:51,
 # benchmarks/results/study/archive/) the AttendNeXt front reaches MobileNetV3-Large's accuracy 3.80× faster than it;
 # on an AMD EPYC family 25 model 1 with AVX2 only (21:51, benchmarks/results/study/archive/), where int8 is barely
-# faster than float32 and MobileNetV3 runs in float32 either way, 1.80×; with `small_v2` added, in two more AVX2 runs
-# (2026-12-03 04:31, benchmarks/results/study/archive/, and 07:15, benchmarks/results/study/latency.md), 2.58× and
-# 2.14× (the same models: ratios move by about ±20 % between runs on that CPU). On both CPUs it lies above the
-# MobileNetV2 front everywhere both have a model. The ms below are from the VNNI run unless they say otherwise
+# faster than float32 and MobileNetV3 runs in float32 either way, 1.80×; with `small_v2` added, in three more AVX2 runs
+# (2026-12-03 04:31 and 07:15, benchmarks/results/study/archive/; 09:31, benchmarks/results/study/latency.md),
+# 2.35×, 2.22× and 2.21× by the 10th percentile the study reports on that shared CPU (2.58×, 2.14×, 2.33× by the
+# median; benchmarks/results/study/latency_stability.md). On both CPUs it lies above the MobileNetV2 front everywhere
+# both have a model. The ms below are from the VNNI run unless they say otherwise
 # ("AVX2 run": 2026-12-02).
 #
 # `base`, paper scale (the study's `large` until 2026-12-02). At 224 px with 1000 classes (`attendnext profile --arch
@@ -512,11 +513,10 @@ SMALL = BASE.replace(
 # MobileNetV3-Large 4.16 / 3.75 / 3.52 against 3.93 / 3.71 / 3.54 in three runs,
 # benchmarks/results/study/latency_stability.md): as fast, 1.5 points more accurate, it dominates `base_v0` and
 # `small_v0` there (`small` stays as the spec the ablations change) and is 3.10× faster than the MobileNetV3 front at
-# its accuracy
-# (09:31). Not timed on a VNNI CPU yet. A heavier sibling trained in the same run (stage 3 at width
-# 80 with a third inverted residual: 1.42 M parameters, 80 M MACs, 2.83 ms at 09:31) reached 81.6 % ± 0.4, no more accurate,
-# so it was not registered (benchmarks/results/study/specs/small_plus_candidate.json). Nor were two siblings with a
-# heavier 7×7 stage (2026-12-03 morning; +17–22 M MACs, as `base` and `medium` hold their parameters there): two
+# its accuracy (09:31). Not timed on a VNNI CPU yet. A heavier sibling trained in the same run (stage 3 at width 80
+# with a third inverted residual: 1.42 M parameters, 80 M MACs, 2.83 ms at 09:31) reached 81.6 % ± 0.4, no more
+# accurate, so it was not registered (benchmarks/results/study/specs/small_plus_candidate.json). Nor were two siblings
+# with a heavier 7×7 stage (2026-12-03 morning; +17–22 M MACs, as `base` and `medium` hold their parameters there): two
 # inverted residuals at width 224 reached 81.3 % ± 1.6 at 2.63 ms, three at width 192 80.7 % ± 0.8 at 2.82 ms (09:31)
 # (specs/small_v2_{wide,deep}_candidate.json): layouts of ≤ 80 M MACs have all landed at 80.3–81.8 % on this proxy.
 SMALL_V2 = SMALL.replace(

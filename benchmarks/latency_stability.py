@@ -26,17 +26,11 @@ HERE = pathlib.Path(__file__).resolve().parent
 STUDY = HERE / "results" / "study"
 
 
-def cpu_key(machine) -> str:
-    flags = ", ".join(machine.get("cpu_flags") or []) or "no SIMD flags read"
-    return f"{machine.get('cpu_model')} family {machine.get('cpu_family')} model {machine.get('cpu_model_number')} " \
-           f"({flags})"
-
-
 def load_runs(paths) -> dict:
     """{CPU: [(label, result)]} in date order; a path that is missing or not a latency result is a one-line error.
     The first file says which architecture a name means: a model that another run timed under the same name with other
     parameters or MACs (a variant redesigned since, e.g. `medium` on 2026-12-02) is left out of that run."""
-    from attendnext_keras import _io
+    from attendnext_keras import _io, provenance
 
     groups = collections.defaultdict(list)
     current = None
@@ -47,7 +41,8 @@ def load_runs(paths) -> dict:
         current = current or result["models"]
         result["models"] = {name: row for name, row in result["models"].items()
                             if name not in current or _size(current[name]) == _size(row)}
-        groups[cpu_key(result["machine"])].append((result["machine"]["date"][:16].replace("T", " "), result))
+        label = result["machine"]["date"][:16].replace("T", " ")
+        groups[provenance.describe_cpu(result["machine"])].append((label, result))
     return {cpu: sorted(runs, key=lambda run: run[0]) for cpu, runs in groups.items()}
 
 
@@ -105,10 +100,10 @@ def goals_by_run(groups, config) -> list:
     for cpu, runs in groups.items():
         for label, result in runs:
             for statistic in report.LATENCY_PERCENTILES:
-                latency = {m: row for m, row in report.latency_table(result, statistic).items()
-                           if all(t in row for t in ("1", "2"))}
-                for goal, on, measured, _, verdict in report.goal_rows(front, latency, config):
-                    if "× faster" in goal and on.startswith("CPU"):
+                latency = report.latency_table(result, statistic)
+                for threads, on in report.CPU_THREADS:
+                    timed = {m: row for m, row in latency.items() if threads in row}
+                    for goal, _, measured, _, verdict in report.speed_goal_rows(front, timed, config, threads, on):
                         rows.append([cpu, label, statistic, on, goal.split("'s accuracy")[0], measured, verdict])
     return rows
 
@@ -128,8 +123,8 @@ def markdown(groups_measured, reference, machine, command, goals) -> str:
                   f"Runs: {', '.join(g['runs'])}. Spread of the speed-ups: median {100 * middle:.0f} %, largest "
                   f"{100 * spreads[-1]:.0f} % ({len(spreads)} models).", "",
                   "| model | " + " | ".join(g["runs"]) + " | spread |", "|---|" + "---|" * (len(g["runs"]) + 1)]
-        lines += [f"| {m} | " + " | ".join("—" if x is None else f"{x:.2f}" for x in v) + f" | {100 * g['spreads'][m]:.0f} % |"
-                  for m, v in g["rows"].items()]
+        lines += [f"| {m} | " + " | ".join("—" if x is None else f"{x:.2f}" for x in v)
+                  + f" | {100 * g['spreads'][m]:.0f} % |" for m, v in g["rows"].items()]
         lines.append("")
     lines += ["## The study's speed goals, run by run", "",
               "Each latency run with the study's front (mean test top-1 over seeds, `results.json`); the goal is "

@@ -327,21 +327,36 @@ def _front_goal(front, latency, threads, on):
                            f"{fmt_ms(margins[0][0])}–{fmt_ms(margins[-1][0])} ms)", "≥ 0 pt", verdict]
 
 
+CPU_THREADS = (("1", "CPU, 1 thread"), ("2", "CPU, 2 threads"))
+"""The latency stage's thread counts the goals are judged at, and how a goal row names them."""
+
+
 def goal_rows(front, latency, config, npu=None) -> list:
     """[goal, where, measured, target, verdict] for each of the family's goals the results can answer: on the CPU
     (latency-stage keys "1", "2": threads) and, from Vela's estimates, on each Ethos-U (ahead of MobileNetV3).
     The goals judge the study's `models` only: its `candidates`, and runs of models no longer listed, stay in the tables
     as evidence."""
-    listed = {os.path.normpath(name) for name in config.models}
-    front = {label: s for label, s in front.items() if os.path.normpath(label) in listed}
+    front = _listed(front, config)
     rows = [_accuracy_goal(front, latency, config)]
-    for threads, on in (("1", "CPU, 1 thread"), ("2", "CPU, 2 threads")):
-        rows += [_speed_goal(front, latency, peer, target, threads, on) for peer, target in SPEED_GOALS]
+    for threads, on in CPU_THREADS:
+        rows += speed_goal_rows(front, latency, config, threads, on)
         rows.append(_front_goal(front, latency, threads, on))
     accelerators = sorted({a for row in (npu or {}).values() for a in row if a != "input_size"})
     rows += [_speed_goal(front, npu, peer, NPU_SPEED_GOAL, a, f"{a} (Vela)") for a in accelerators
              for peer, _ in SPEED_GOALS]
     return [r for r in rows if r is not None]
+
+
+def speed_goal_rows(front, latency, config, threads, on) -> list:
+    """The CPU speed goals (`SPEED_GOALS`) at one thread count, as `goal_rows` gives them."""
+    front = _listed(front, config)
+    return [r for r in (_speed_goal(front, latency, peer, target, threads, on) for peer, target in SPEED_GOALS)
+            if r is not None]
+
+
+def _listed(front, config):
+    listed = {os.path.normpath(name) for name in config.models}
+    return {label: s for label, s in front.items() if os.path.normpath(label) in listed}
 
 
 def _goals_section(front, latency, config, npu=None) -> list:
