@@ -469,7 +469,7 @@ STUDY_RUN_ORDER = ("front", "ablations", "latency")
 FRONT_MODELS = ("attendnext_base_v0", "attendnext_small_v0", "attendnext_micro", "mobilenet_v3_large",
                 "mobilenet_v3_large_075", "mobilenet_v3_small", "mobilenet_v3_small_075", "mobilenet_v2",
                 "mobilenet_v2_075", "mobilenet_v2_050", "mobilenet_v2_035", "attendnext_base", "attendnext_medium",
-                "attendnext_small", "attendnext_small_v2")
+                "attendnext_small", "attendnext_small_v2", "attendnext_tiny")
 """In the order the study trains them (seed by seed): the first design, the peers, then the family candidates."""
 
 

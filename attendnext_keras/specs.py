@@ -526,6 +526,17 @@ SMALL_V2 = SMALL.replace(
     stages=(StageSpec(columns=_columns(2, _dwsep(16)), downsample="max", merge="none"),) + SMALL.stages[1:],
 )
 
+# `tiny` (2026-12-03 afternoon): `small_v2` at width 0.75, MobileNet's alpha (the stem and the 56×56 stage stay at 16
+# channels, the rounding's floor), for the MobileNetV3-Small end of the front, where the AttendNeXt family had nothing
+# below `small`'s 54 M MACs and its speed-up at MobileNetV3-Small's accuracy was only a bound (≥ 1.08–1.29× in three
+# AVX2 runs). At 224 px with 1000 classes: 0.84 M parameters (0.48 M in the head) and 38.5 M MACs, between
+# MobileNetV3-Small 0.75 (2.05 M, 43.6 M MACs) and `micro`; 0.36 M parameters and 7.0 M MACs at 96 px with 5 classes.
+TINY = SMALL_V2.replace(
+    name="tiny",
+    width=0.75,
+    description="small_v2 at width 0.75: 0.84 M parameters, 38.5 M MACs at 224 px.",
+)
+
 # The first design (2026-11), `base` and `small` until 2026-12-02, kept under these names for the results that
 # measured them and because `micro` is built from it: depthwise-separable blocks throughout, three columns early, and
 # a 1280-unit hidden head layer that holds 75 % of its 2.59 M parameters (1000 classes). Both are on the AttendNeXt
@@ -575,8 +586,8 @@ MICRO = BASE_V0.replace(
     description="TensorFlow Lite Micro scale: 96×96; int8 with 1000 classes: 233 KiB flash, 113 KiB tensor arena.",
 )
 
-VARIANTS = {spec.name: spec for spec in (BASE, SMALL, MICRO, MEDIUM, SMALL_V2, BASE_V0, SMALL_V0)}
-"""The family first (base, small, micro, medium, small_v2), then the first design's base and small."""
+VARIANTS = {spec.name: spec for spec in (BASE, SMALL, MICRO, MEDIUM, SMALL_V2, TINY, BASE_V0, SMALL_V0)}
+"""The family first (base, small, micro, medium, small_v2, tiny), then the first design's base and small."""
 
 
 def list_variants() -> list:

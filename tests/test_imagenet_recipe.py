@@ -15,7 +15,7 @@ from attendnext_keras.config import ConfigError, TrainConfig, example_configs, l
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 HELPER = str(REPO / "tests" / "helpers" / "imagenet_mock_train.py")
-VARIANTS = ("micro", "small", "small_v2", "medium", "base")
+VARIANTS = ("micro", "tiny", "small", "small_v2", "medium", "base")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

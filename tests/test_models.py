@@ -58,6 +58,8 @@ def test_parameter_budgets(default_build):
     head = sum(first.get_layer(n).count_params() for n in ("head_fc", "predictions"))
     assert head / first.count_params() > 0.74
     assert default_build("micro").count_params() <= 256_000
+    # tiny is small_v2 at width 0.75: below MobileNetV3-Small 0.75 (2.05 M) in parameters.
+    assert default_build("tiny").count_params() == 839_440 < default_build("small_v2").count_params() == 1_237_272
 
 
 @pytest.mark.parametrize("pooling,shape", [(None, (None, 3, 3, 112)), ("avg", (None, 112)), ("max", (None, 112))])

@@ -15,7 +15,7 @@ def _dwsep(filters):
 
 _DCAC = S.BlockSpec("dcac", dcac=S.DCACSpec())
 
-TINY = S.MICRO.replace(name="tiny", input_size=32, description="Tests only.", stages=(
+TINY = S.MICRO.replace(name="toy", input_size=32, description="Tests only.", stages=(
     S.StageSpec(columns=_columns(2, _dwsep(24), _DCAC), downsample="max", merge="none"),
     S.StageSpec(columns=_columns(2, _dwsep(48), _DCAC), downsample="max", merge="concat"),
     S.StageSpec(columns=_columns(1, _dwsep(128)), downsample="blur", merge="concat"),
