@@ -418,17 +418,17 @@ def _ir(filters, expansion=4.0):
 # classes), so that the parameters sit in the backbone.
 #
 # Measured by the study (benchmarks/results/study/study.md, front complete 2026-12-02): flowers160 test top-1 at 96 px,
-# 30 epochs, mean ± std of 3 seeds; latency on LiteRT/XNNPACK, best format, 224 px, 1000 classes, 1 thread, in two
-# runs on two CPUs. On a 2-core AMD EPYC family 26 with int8 dot products (AVX512-VNNI; 2026-12-02 14:51,
-# benchmarks/results/study/archive/) the AttendNeXt front reaches MobileNetV3-Large's accuracy 3.80× faster than it;
-# on an AMD EPYC family 25 model 1 with AVX2 only (21:51, benchmarks/results/study/archive/), where int8 is barely
-# faster than float32 and MobileNetV3 runs in float32 either way, 1.80×; with `small_v2` added, in three more AVX2 runs
-# (2026-12-03 04:31 and 07:15, benchmarks/results/study/archive/; 09:31, benchmarks/results/study/latency.md),
-# 2.35×, 2.22× and 2.21× by the 10th percentile the study reports on that shared CPU (2.58×, 2.14×, 2.33× by the
-# median; benchmarks/results/study/latency_stability.md); with `tiny` added, 3.05× and 3.20× (13:11 and 13:31), a
-# verdict that rests on accuracies inside the proxy's noise (see `tiny`). On both CPUs it lies above the MobileNetV2 front everywhere
-# both have a model. The ms below are from the VNNI run unless they say otherwise
-# ("AVX2 run": 2026-12-02).
+# 30 epochs, mean ± std of 3 seeds; latency on LiteRT/XNNPACK, best format, 224 px, 1000 classes, 1 thread, in two runs
+# on two CPUs. On a 2-core AMD EPYC family 26 with int8 dot products (AVX512-VNNI; 2026-12-02 14:51,
+# benchmarks/results/study/archive/) the AttendNeXt front reaches MobileNetV3-Large's accuracy 3.80× faster than it; on
+# an AMD EPYC family 25 model 1 with AVX2 only (21:51, benchmarks/results/study/archive/), where int8 is barely faster
+# than float32 and MobileNetV3 runs in float32 either way, 1.80×; with `small_v2` added, in three more AVX2 runs
+# (2026-12-03 04:31, 07:15 and 09:31, benchmarks/results/study/archive/), 2.35×, 2.22× and 2.21× by the 10th percentile
+# the study reports on that shared CPU (2.58×, 2.14×, 2.33× by the median;
+# benchmarks/results/study/latency_stability.md); with `tiny` added, 3.05× and 3.20× (13:11, archived, and 13:31,
+# benchmarks/results/study/latency.md), a verdict that rests on accuracies inside the proxy's noise (see `tiny`). On
+# both CPUs it lies above the MobileNetV2 front everywhere both have a model. The ms below are from the VNNI run unless
+# they say otherwise ("AVX2 run": 2026-12-02).
 #
 # `base`, paper scale (the study's `large` until 2026-12-02). At 224 px with 1000 classes (`attendnext profile --arch
 # attendnext_base`): 3.26 M parameters (MobileNetV3-Large 5.4 M; paper: ≤ 4.0 M) and 204 M MACs. Where they go:
@@ -484,13 +484,14 @@ MEDIUM = BASE.replace(
 )
 
 # `small` (the study's `compact` until 2026-12-02): MobileNetV3-Small's scale. 1.24 M parameters (0.64 M in the 1000-
-# class head), 54 M MACs at 224 px: stage 3 (14×14) 106 k / 17.7 M, stage 4 (7×7) 480 k / 22.9 M. The fastest
-# AttendNeXt at 224 px (both latency runs) and the spec the study's ablations change. Proxy accuracy
-# 80.3 % ± 2.8 (seeds 83.4 / 79.6 / 77.9: the noisiest AttendNeXt) at 0.53 ms, against MobileNetV3-Small's 76.5 % ±
-# 1.1 at 1.03 ms: on the front, 3.14× faster than the MobileNetV3 front at its accuracy (AVX2 run: 2.69 ms, 1.84×).
-# Its ablations (benchmarks/RESULTS.md, 3 seeds per arm): DC-AC without its residual loses 5.5 points; DC-AC, the
-# original attention condenser and no attention tie on accuracy (DC-AC is 20 % of its int8 time), one column ties two;
-# AADS ties strided max-pooling on accuracy and keeps more test images' class under a shift (0.924 against 0.891).
+# class head), 54 M MACs at 224 px: stage 3 (14×14) 106 k / 17.7 M, stage 4 (7×7) 480 k / 22.9 M. The fastest AttendNeXt
+# at 224 px in the first two latency runs (`small_v2` and `tiny` are faster since) and the spec the study's ablations
+# change. Proxy accuracy 80.3 % ± 2.8 (seeds 83.4 / 79.6 / 77.9: the noisiest AttendNeXt) at 0.53 ms, against
+# MobileNetV3-Small's 76.5 % ± 1.1 at 1.03 ms: on the front, 3.14× faster than the MobileNetV3 front at its accuracy
+# (AVX2 run: 2.69 ms, 1.84×). Its ablations (benchmarks/RESULTS.md, 3 seeds per arm): DC-AC without its residual loses
+# 5.5 points; DC-AC, the original attention condenser and no attention tie on accuracy (DC-AC is 20 % of its int8 time),
+# one column ties two; AADS ties strided max-pooling on accuracy and keeps more test images' class under a shift (0.924
+# against 0.891).
 SMALL = BASE.replace(
     name="small",
     description="MobileNetV3-Small scale: 1.2 M parameters (0.6 M in the head), 54 M MACs at 224 px.",
@@ -504,22 +505,22 @@ SMALL = BASE.replace(
 
 
 # `small_v2` (2026-12-03): `small` without its DC-AC at 56×56, as `medium` dropped it, for CPUs without int8 dot
-# products (AVX2; the paper's Cortex-A72), where every AttendNeXt runs fastest in float32 and the no-attention
-# ablation had tied on accuracy. DC-AC stays in stages 2 and 3 (the paper's rule). Same size as `small` (1.24 M
-# parameters, 54 M MACs at 224 px; 0.60 M and 9.8 M at 96 px with 5 classes). Trained under the study's protocol
-# (2026-12-03, benchmarks/results/study/study.md): 81.8 % ± 0.6 (seeds 82.3 / 81.2 / 82.0) against `small`'s 80.3 %
-# ± 2.8 (a tie, with a third of the spread). On the study's AVX2 CPU (AMD EPYC family 25 model 1) it looked faster
-# by the median (1.99 against 2.15 ms at 04:31, 2.41 against 2.68 at 07:15; float32, 1 thread); by the 10th
-# percentile, the report's statistic since 2026-12-03 09:31, it ties `small` in time (speed-ups over
-# MobileNetV3-Large 4.16 / 3.75 / 3.52 against 3.93 / 3.71 / 3.54 in three runs,
-# benchmarks/results/study/latency_stability.md): as fast, 1.5 points more accurate, it dominates `base_v0` and
-# `small_v0` there (`small` stays as the spec the ablations change) and is 3.10× faster than the MobileNetV3 front at
-# its accuracy (09:31). Not timed on a VNNI CPU yet. A heavier sibling trained in the same run (stage 3 at width 80
-# with a third inverted residual: 1.42 M parameters, 80 M MACs, 2.83 ms at 09:31) reached 81.6 % ± 0.4, no more
-# accurate, so it was not registered (benchmarks/results/study/specs/small_plus_candidate.json). Nor were two siblings
-# with a heavier 7×7 stage (2026-12-03 morning; +17–22 M MACs, as `base` and `medium` hold their parameters there): two
-# inverted residuals at width 224 reached 81.3 % ± 1.6 at 2.63 ms, three at width 192 80.7 % ± 0.8 at 2.82 ms (09:31)
-# (specs/small_v2_{wide,deep}_candidate.json): layouts of ≤ 80 M MACs have all landed at 80.3–81.8 % on this proxy.
+# products (AVX2; the paper's Cortex-A72), where every AttendNeXt runs fastest in float32 and the no-attention ablation
+# had tied on accuracy. DC-AC stays in stages 2 and 3 (the paper's rule). Same size as `small` (1.24 M parameters, 54 M
+# MACs at 224 px; 0.60 M and 9.8 M at 96 px with 5 classes). Trained under the study's protocol (2026-12-03,
+# benchmarks/results/study/study.md): 81.8 % ± 0.6 (seeds 82.3 / 81.2 / 82.0) against `small`'s 80.3 % ± 2.8 (a tie,
+# with a third of the spread). On the study's AVX2 CPU (AMD EPYC family 25 model 1) it looked faster by the median (1.99
+# against 2.15 ms at 04:31, 2.41 against 2.68 at 07:15; float32, 1 thread); by the 10th percentile, the report's
+# statistic since 2026-12-03 09:31, it ties `small` in time (speed-ups over MobileNetV3-Large 4.16 / 3.75 / 3.52 against
+# 3.93 / 3.71 / 3.54 in three runs, benchmarks/results/study/latency_stability.md): as fast, 1.5 points more accurate,
+# it dominates `base_v0` and `small_v0` there (`small` stays as the spec the ablations change) and is 3.10× faster than
+# the MobileNetV3 front at its accuracy (09:31). Not timed on a VNNI CPU yet. A heavier sibling trained in the same run
+# (stage 3 at width 80 with a third inverted residual: 1.42 M parameters, 80 M MACs, 2.83 ms at 09:31) reached 81.6 % ±
+# 0.4, no more accurate, so it was not registered (benchmarks/results/study/specs/small_plus_candidate.json). Nor were
+# two siblings with a heavier 7×7 stage (2026-12-03 morning; +17–22 M MACs, as `base` and `medium` hold their parameters
+# there): two inverted residuals at width 224 reached 81.3 % ± 1.6 at 2.63 ms, three at width 192 80.7 % ± 0.8 at 2.82
+# ms (09:31) (specs/small_v2_{wide,deep}_candidate.json): layouts of ≤ 80 M MACs have all landed at 80.3–81.8 % on this
+# proxy (and `tiny`, 38.5 M, at 82.0 %).
 SMALL_V2 = SMALL.replace(
     name="small_v2",
     description="small without DC-AC at 56×56: 1.2 M parameters, 54 M MACs at 224 px; as fast as small on CPUs "
@@ -528,20 +529,20 @@ SMALL_V2 = SMALL.replace(
 )
 
 # `tiny` (2026-12-03 afternoon): `small_v2` at width 0.75, MobileNet's alpha (the stem and the 56×56 stage stay at 16
-# channels, the rounding's floor), for the MobileNetV3-Small end of the front, where the AttendNeXt family had nothing
-# below `small`'s 54 M MACs and its speed-up at MobileNetV3-Small's accuracy was only a bound (≥ 1.08–1.29× in three
-# AVX2 runs). At 224 px with 1000 classes: 0.84 M parameters (0.48 M in the head) and 38.5 M MACs, between
-# MobileNetV3-Small 0.75 (2.05 M, 43.6 M MACs) and `micro`; 0.36 M parameters and 7.0 M MACs at 96 px with 5 classes.
-# Designed and timed once for size before any training. Trained under the study's protocol (2026-12-03 12:51–13:10,
-# benchmarks/results/study/study.md): 82.0 % ± 2.2 (seeds 82.0 / 79.8 / 84.2; selection half 82.2 % against
-# `small_v2`'s 82.9 %), a tie with `small_v2` (81.8 % ± 0.6) and with MobileNetV3-Large (82.2 % ± 0.8; paired
-# bootstrap in benchmarks/RESULTS.md): on 5 classes at 96 px the proxy no longer tells 38 M MACs from 217 M, which
-# ImageNet would (MobileNetV3-Small 0.75, 44 M MACs, 65.4 % against MobileNetV3-Large's 75.2 % top-1 in its paper).
-# On the study's AVX2 CPU (two runs, 2026-12-03 13:11 and 13:31, 10th percentile, float32, 1 thread) 1.67 and 1.49 ms
-# against `small_v2`'s 2.11 and 1.95 and MobileNetV3-Small's 2.66 and 2.69: with it the AttendNeXt front (between
-# `tiny` and `medium`) reaches MobileNetV3-Large's accuracy 3.05× and 3.20× faster than it, and MobileNetV3-Small's
-# ≥ 1.59× and ≥ 1.81×. The most shift-consistent model of the study (0.947). Ethos-U55-128 (Vela): 5.28 ms against
-# `small_v2`'s 6.13. Not timed on a VNNI CPU.
+# channels: 16 × 0.75 rounds up to the nearest multiple of 8), for the MobileNetV3-Small end of the front, where the
+# AttendNeXt family had nothing below `small`'s 54 M MACs and its speed-up at MobileNetV3-Small's accuracy was only a
+# bound (≥ 1.08–1.29× in three AVX2 runs). At 224 px with 1000 classes: 0.84 M parameters (0.48 M in the head) and 38.5
+# M MACs, between MobileNetV3-Small 0.75 (2.05 M, 43.6 M MACs) and `micro`; 0.36 M parameters and 7.0 M MACs at 96 px
+# with 5 classes. Designed and timed once for size before any training. Trained under the study's protocol (2026-12-03
+# 12:39–13:10, benchmarks/results/study/study.md): 82.0 % ± 2.2 (seeds 82.0 / 79.8 / 84.2; selection half 82.2 % against
+# `small_v2`'s 82.9 %), a tie with `small_v2` (81.8 % ± 0.6) and with MobileNetV3-Large (82.2 % ± 0.8; paired bootstrap
+# in benchmarks/RESULTS.md): on 5 classes at 96 px the proxy no longer tells 38 M MACs from 217 M, which ImageNet would
+# (MobileNetV3-Small 0.75, 44 M MACs, 65.4 % against MobileNetV3-Large's 75.2 % top-1 in its paper). On the study's AVX2
+# CPU (two runs, 2026-12-03 13:11 and 13:31, 10th percentile, float32, 1 thread) 1.67 and 1.49 ms against `small_v2`'s
+# 2.11 and 1.95 and MobileNetV3-Small's 2.66 and 2.69: with it the AttendNeXt front (between `tiny` and `medium`)
+# reaches MobileNetV3-Large's accuracy 3.05× and 3.20× faster than it, and MobileNetV3-Small's ≥ 1.59× and ≥ 1.81×. The
+# most shift-consistent model of the study (0.947). Ethos-U55-128 (Vela): 5.28 ms against `small_v2`'s 6.13. Not timed
+# on a VNNI CPU.
 TINY = SMALL_V2.replace(
     name="tiny",
     width=0.75,
