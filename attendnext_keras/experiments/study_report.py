@@ -339,7 +339,7 @@ def goal_rows(front, latency, config, npu=None) -> list:
     front = _listed(front, config)
     rows = [_accuracy_goal(front, latency, config)]
     for threads, on in CPU_THREADS:
-        rows += speed_goal_rows(front, latency, config, threads, on)
+        rows += _speed_goals(front, latency, threads, on)
         rows.append(_front_goal(front, latency, threads, on))
     accelerators = sorted({a for row in (npu or {}).values() for a in row if a != "input_size"})
     rows += [_speed_goal(front, npu, peer, NPU_SPEED_GOAL, a, f"{a} (Vela)") for a in accelerators
@@ -349,9 +349,11 @@ def goal_rows(front, latency, config, npu=None) -> list:
 
 def speed_goal_rows(front, latency, config, threads, on) -> list:
     """The CPU speed goals (`SPEED_GOALS`) at one thread count, as `goal_rows` gives them."""
-    front = _listed(front, config)
-    return [r for r in (_speed_goal(front, latency, peer, target, threads, on) for peer, target in SPEED_GOALS)
-            if r is not None]
+    return [r for r in _speed_goals(_listed(front, config), latency, threads, on) if r is not None]
+
+
+def _speed_goals(listed_front, latency, threads, on) -> list:
+    return [_speed_goal(listed_front, latency, peer, target, threads, on) for peer, target in SPEED_GOALS]
 
 
 def _listed(front, config):
