@@ -498,6 +498,7 @@ class StudyConfig(_Config):
     # shares the CPU (contention only adds time, so the 10th percentile moves less between runs).
     latency_statistic: Literal["median", "p10"] = "median"
     npu_estimates: Optional[str] = None  # a bench_vela.py vela.json: fronts and iso-accuracy on Arm Ethos-U too
+    arm_counts: Optional[str] = None  # a bench_arm_cpu.py arm_cpu.json: iso-accuracy in emulated Arm instructions too
 
     def validate(self):
         require(len(self.seeds) >= 1, "seeds", "needs at least one seed")

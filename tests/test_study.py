@@ -337,6 +337,33 @@ def test_npu_iso_accuracy_uses_vela_estimates_without_cpu_fallbacks(tmp_path):
     assert study_report.load_npu_estimates(str(tmp_path / "none.json")) == {}
 
 
+def test_arm_counts_feed_iso_accuracy_and_goals_in_instructions(tmp_path):
+    """Hand-worked as for the NPU: MobileNetV3 front (20 M, 70 %) and (80 M, 80 %) instructions; an AttendNeXt at 80 %
+    in 20 M instructions (its int8 format; float32 has more) does 4× less work than MobileNetV3-Large at its accuracy,
+    short of nothing: the 3× goal is met, and the goal row names instructions, not milliseconds."""
+    def row(model, int8, float32, size=224):
+        return {"model": model, "input_size": size,
+                "counts": {"cortex-a72": {"int8": {"per_inference": int8}, "float32": {"per_inference": float32}}}}
+
+    path = tmp_path / "arm_cpu.json"
+    path.write_text(json.dumps({"rows": [row("ours", 20e6, 30e6), row("mobilenet_v3_small", 20e6, 25e6),
+                                         row("mobilenet_v3_large", 90e6, 80e6)]}))
+    arm = study_report.load_arm_counts(str(path))
+    assert arm["ours"] == {"input_size": 224, "cortex-a72": 20.0}
+    assert arm["mobilenet_v3_large"]["cortex-a72"] == 80.0  # float32 is its best format here
+    front = {m: {"name": m, "family": family, "test": {"mean": accuracy}, "examples": 367} for m, family, accuracy in (
+        ("ours", "attendnext", 0.80), ("mobilenet_v3_small", "mobilenet_v3", 0.70),
+        ("mobilenet_v3_large", "mobilenet_v3", 0.80))}
+    ((model, family, iso),) = study_report.iso_accuracy_rows(front, arm, "cortex-a72")
+    assert (model, family) == ("ours", "mobilenet_v3") and iso["speedup"] == pytest.approx(4.0)
+    config = StudyConfig(models=tuple(front))
+    rows = study_report.goal_rows(front, {}, config, arm=arm)
+    large = next(r for r in rows if "mobilenet_v3_large's accuracy (80.0 %), × fewer instructions" in r[0])
+    assert large[1] == "cortex-a72 (emulated, instructions)" and large[2] == "4.00× (20.00 vs 80.00 M instr)"
+    assert large[4] == "met"
+    assert study_report.load_arm_counts(str(tmp_path / "none.json")) == {}
+
+
 def _summary(name, family, accuracy, examples=100):
     right = round(accuracy * examples)
     return {"name": name, "family": family, "test": {"mean": accuracy}, "examples": examples,

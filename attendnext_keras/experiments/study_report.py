@@ -100,23 +100,42 @@ def latency_words(statistic) -> str:
     return "median" if statistic == "median" else f"{statistic} (the {LATENCY_PERCENTILES[statistic]}th percentile)"
 
 
+def _optional_result(path, setting, what, tables):
+    """The JSON result at `path` (a study setting), or None when the setting is empty or the file missing: a path
+    that is set but missing is a warning, not an error, and the report still writes, without `tables`."""
+    if not path:
+        return None
+    if not os.path.exists(path):
+        logger.warning("study.%s: '%s' does not exist (paths are relative to the current folder); the report leaves "
+                       "out the %s", setting, path, tables)
+        return None
+    return _io.read_json(path, what)
+
+
 def load_npu_estimates(path) -> dict:
     """{model: {"input_size", accelerator: estimated ms}} from a `benchmarks/bench_vela.py` result, keeping for each
     model and accelerator the fastest run that Vela put wholly on the NPU (a CPU op is counted by Vela, not timed, so
     a run with one would look faster than it is; for AttendNeXt that is the NPU's own lowering). A model with CPU
-    fallbacks only is left out. A path that is set but missing is a warning, not an error: the report still writes."""
-    if not path:
-        return {}
-    if not os.path.exists(path):
-        logger.warning("study.npu_estimates: '%s' does not exist (paths are relative to the current folder); the "
-                       "report leaves out the Ethos-U tables", path)
-        return {}
+    fallbacks only is left out."""
+    result = _optional_result(path, "npu_estimates", "Vela result", "Ethos-U tables")
     out = {}
-    for run in _io.read_json(path, "Vela result")["runs"]:
+    for run in (result or {}).get("runs", ()):
         for accelerator, estimate in run["vela"].items():
             if estimate and not estimate["cpu_ops"]:
                 row = out.setdefault(run["model"], {"input_size": run["input_size"]})
                 row[accelerator] = min(row.get(accelerator, np.inf), estimate["inference_ms"])
+    return out
+
+
+def load_arm_counts(path) -> dict:
+    """{model: {"input_size", cpu: million instructions per inference}} from a `benchmarks/bench_arm_cpu.py` result,
+    each model's best format per core (the one with fewer instructions)."""
+    result = _optional_result(path, "arm_counts", "Arm CPU result", "Arm instruction-count tables")
+    out = {}
+    for row in (result or {}).get("rows", ()):
+        out[row["model"]] = {"input_size": row["input_size"]}
+        for cpu, formats in row["counts"].items():
+            out[row["model"]][cpu] = min(f["per_inference"] for f in formats.values()) / 1e6
     return out
 
 
@@ -130,8 +149,10 @@ def write_report(out_dir, config) -> dict:
     lines += _front_section(front, latency, config)
     lines += _iso_section(front, latency, config)
     npu = load_npu_estimates(config.npu_estimates)
-    lines += _goals_section(front, latency, config, npu)
+    arm = load_arm_counts(config.arm_counts)
+    lines += _goals_section(front, latency, config, npu, arm)
     lines += _npu_section(front, npu)
+    lines += _arm_section(front, arm)
     lines += _ablation_section(arms, latency, config)
     lines += _shift_section(front, arms)
     lines += _noise_section(front, arms)
@@ -286,7 +307,7 @@ def _accuracy_goal(front, latency, config):
             "and faster", verdict]
 
 
-def _speed_goal(front, latency, peer, target, threads, on):
+def _speed_goal(front, latency, peer, target, threads, on, unit="ms"):
     s = front.get(peer)
     if s is None or s["name"] not in latency:
         return None
@@ -296,7 +317,8 @@ def _speed_goal(front, latency, peer, target, threads, on):
         return None
     accuracy, peer_ms = s["test"]["mean"], latency[s["name"]][threads]
     needed, where = stats.latency_at_accuracy(ours, accuracy)
-    goal = f"AttendNeXt front at {peer}'s accuracy ({fmt_pct(accuracy)}), × faster than it"
+    less = "faster" if unit == "ms" else "fewer instructions"
+    goal = f"AttendNeXt front at {peer}'s accuracy ({fmt_pct(accuracy)}), × {less} than it"
     if where == "above front":  # no AttendNeXt model reaches it: a tie counts at the most accurate one
         gap = accuracy - ours[-1][1]
         tie = gap < _noise(accuracy, front)
@@ -306,11 +328,14 @@ def _speed_goal(front, latency, peer, target, threads, on):
     bound = "≥ " if where == "below front" else ""
     speedup = peer_ms / needed
     verdict = "met" if speedup >= target else f"missed ({speedup / target:.0%} of the goal)"
-    return [goal, on, f"{bound}{speedup:.2f}× ({fmt_ms(needed)} vs {fmt_ms(peer_ms)} ms)", f"≥ {target}×", verdict]
+    return [goal, on, f"{bound}{speedup:.2f}× ({fmt_ms(needed)} vs {fmt_ms(peer_ms)} {unit})", f"≥ {target}×",
+            verdict]
 
 
 def _front_goal(front, latency, threads, on):
     sizes = {row["input_size"] for row in latency.values()}
+    if not sizes:
+        return None
     size = 224 if 224 in sizes else max(sizes)
     ours = [p[:2] for p in _family_front(front, latency, "attendnext", threads, size)]
     theirs = [p[:2] for p in _family_front(front, latency, ABOVE_FAMILY, threads, size)]
@@ -331,9 +356,10 @@ CPU_THREADS = (("1", "CPU, 1 thread"), ("2", "CPU, 2 threads"))
 """The latency stage's thread counts the goals are judged at, and how a goal row names them."""
 
 
-def goal_rows(front, latency, config, npu=None) -> list:
+def goal_rows(front, latency, config, npu=None, arm=None) -> list:
     """[goal, where, measured, target, verdict] for each of the family's goals the results can answer: on the CPU
-    (latency-stage keys "1", "2": threads) and, from Vela's estimates, on each Ethos-U (ahead of MobileNetV3).
+    (latency-stage keys "1", "2": threads), from Vela's estimates on each Ethos-U (ahead of MobileNetV3), and from
+    emulated instruction counts on each Arm core (the CPU's speed goals, in instructions).
     The goals judge the study's `models` only: its `candidates`, and runs of models no longer listed, stay in the tables
     as evidence."""
     front = _listed(front, config)
@@ -341,10 +367,17 @@ def goal_rows(front, latency, config, npu=None) -> list:
     for threads, on in CPU_THREADS:
         rows += _speed_goals(front, latency, threads, on)
         rows.append(_front_goal(front, latency, threads, on))
-    accelerators = sorted({a for row in (npu or {}).values() for a in row if a != "input_size"})
+    accelerators = _keys(npu)
     rows += [_speed_goal(front, npu, peer, NPU_SPEED_GOAL, a, f"{a} (Vela)") for a in accelerators
              for peer, _ in SPEED_GOALS]
+    rows += [_speed_goal(front, arm, peer, target, cpu, f"{cpu} (emulated, instructions)", unit="M instr")
+             for cpu in _keys(arm) for peer, target in SPEED_GOALS]
     return [r for r in rows if r is not None]
+
+
+def _keys(costs) -> list:
+    """The cost columns of an `npu`/`arm` table: accelerators or cores."""
+    return sorted({k for row in (costs or {}).values() for k in row if k != "input_size"})
 
 
 def speed_goal_rows(front, latency, config, threads, on) -> list:
@@ -361,15 +394,16 @@ def _listed(front, config):
     return {label: s for label, s in front.items() if os.path.normpath(label) in listed}
 
 
-def _goals_section(front, latency, config, npu=None) -> list:
-    rows = goal_rows(front, latency, config, npu) if front and latency else []
+def _goals_section(front, latency, config, npu=None, arm=None) -> list:
+    rows = goal_rows(front, latency, config, npu, arm) if front and latency else []
     if not rows:
         return []
     return ["## Goals", "",
             "The family's goals, from the tables above (mean test top-1 over seeds; best-format latency at 224 px, "
             f"{latency_words(config.latency_statistic)}; on Ethos-U, Vela's estimates). A tie: a difference inside "
             "the noise (the paired bootstrap's 95 % interval holds 0, or under two standard errors of one accuracy on "
-            "the test half). The AttendNeXt front here is the registered family's: the study's candidates (designs "
+            "the test half). On the Arm cores the cost is instructions per inference (emulated), not time. The "
+            "AttendNeXt front here is the registered family's: the study's candidates (designs "
             "tried and not registered) and models no longer in `study.models` stay in the tables above, not in the "
             "goals.",
             "",
@@ -378,21 +412,36 @@ def _goals_section(front, latency, config, npu=None) -> list:
 
 def _npu_section(front, npu) -> list:
     """The iso-accuracy table again, with Vela's estimated Arm Ethos-U latency in place of the CPU's."""
-    if not npu:
+    return _cost_section(
+        front, npu, "## Iso-accuracy on Arm Ethos-U (Vela estimates)",
+        "The same computation with each model's estimated inference time on the NPU (int8, deployment size, Vela's "
+        "default system configuration; from `npu_estimates`, a `benchmarks/bench_vela.py` result): estimates of the "
+        "NPU part, not measurements on a board; models with a CPU fallback are left out.",
+        ["NPU", "AttendNeXt ms", "speed-up at equal accuracy", "front latency ms", "accuracy gain at equal latency"],
+        "NPU estimates")
+
+
+def _arm_section(front, arm) -> list:
+    """The iso-accuracy table again, with instructions per inference on each emulated Arm core in place of time."""
+    return _cost_section(
+        front, arm, "## Iso-accuracy on Arm Cortex-A cores (emulated instruction counts)",
+        "The same computation with each model's instructions per inference on an emulated Arm core (best format, "
+        "1 thread, LiteRT + XNNPACK under QEMU; from `arm_counts`, a `benchmarks/bench_arm_cpu.py` result); the "
+        "Cortex-A72 is the paper's CPU. Counts of work, not time: the front's column is its instructions (millions) "
+        "at equal accuracy.",
+        ["core", "AttendNeXt M instr", "fewer instructions at equal accuracy", "front M instr",
+         "accuracy gain at equal instructions"], "instruction counts")
+
+
+def _cost_section(front, costs, title, intro, columns, what) -> list:
+    """The iso-accuracy table with another cost (`costs`: {model: {"input_size", key: cost}}) in place of latency."""
+    if not costs:
         return []
-    accelerators = sorted({a for row in npu.values() for a in row if a != "input_size"})
-    rows = []
-    for accelerator in accelerators:
-        for model, family, iso in iso_accuracy_rows(front, npu, accelerator):
-            rows.append([model, FAMILY_NAMES[family], accelerator, fmt_ms(npu[front[model]["name"]][accelerator]),
-                         *_iso_cells(iso)])
-    return ["## Iso-accuracy on Arm Ethos-U (Vela estimates)", "",
-            "The same computation with each model's estimated inference time on the NPU (int8, deployment size, "
-            "Vela's default system configuration; from `npu_estimates`, a `benchmarks/bench_vela.py` result): "
-            "estimates of the NPU part, not measurements on a board; models with a CPU fallback are left out.", "",
-            table(["AttendNeXt model", "against", "NPU", "AttendNeXt ms", "speed-up at equal accuracy",
-                   "front latency ms", "accuracy gain at equal latency"], rows)
-            if rows else "No AttendNeXt model and peer front with NPU estimates yet.", ""]
+    rows = [[model, FAMILY_NAMES[family], key, fmt_ms(costs[front[model]["name"]][key]), *_iso_cells(iso)]
+            for key in _keys(costs) for model, family, iso in iso_accuracy_rows(front, costs, key)]
+    return [title, "", intro, "",
+            table(["AttendNeXt model", "against", *columns], rows) if rows
+            else f"No AttendNeXt model and peer front with {what} yet.", ""]
 
 
 def _ablation_section(arms, latency, config) -> list:

@@ -148,7 +148,8 @@ def run_finalists(result, explore_config, study: StudyConfig, recipe: TrainConfi
     baseline = f"attendnext_{explore_config.base_variant}"
     names = _finalist_specs(trials, base.input_size, os.path.join(out_dir, "specs"))
     # The protocol file's own front and candidates are not the finalists' study: only the finalists and the baseline.
-    config = study.replace(models=(*names, baseline), candidates=(), out_dir=out_dir, npu_estimates=None)
+    config = study.replace(models=(*names, baseline), candidates=(), out_dir=out_dir, npu_estimates=None,
+                           arm_counts=None)
     for stage in ("front", "latency", "report"):
         run_study(config.replace(stage=stage), data, recipe, verbose)
     return summarize(out_dir, names, baseline)

@@ -1,0 +1,102 @@
+"""The emulated Arm cores (`deploy.arm_cpu`): what the plugin's log means, the command that runs it, and the errors a
+machine without the set-up gets. The counts themselves come from benchmarks/bench_arm_cpu.py (QEMU is not in CI); the
+last test counts a real model where `tools/setup_arm_cpu.sh` has been run."""
+
+import os
+
+import pytest
+
+from attendnext_keras.deploy import arm_cpu
+
+
+def test_marks_in_label_order_give_each_invoke():
+    log = "mark 1 250\nsome other plugin line\nmark 0 100\nmark 2 400\n"
+    assert arm_cpu.parse_marks(log) == [100, 250, 400]
+
+
+@pytest.mark.parametrize("log", ["", "mark 0 100\n", "mark 0 100\nmark 2 300\n"])
+def test_missing_marks_are_an_error_naming_the_plugin(log):
+    with pytest.raises(arm_cpu.EmulationError, match="arm_marks.c"):
+        arm_cpu.parse_marks(log)
+
+
+def test_cpuinfo_names_the_core_by_its_part_number():
+    text = arm_cpu.cpuinfo_text("cortex-a72")
+    assert "CPU part\t: 0xd08" in text and "CPU implementer\t: 0x41" in text and "asimddp" not in text
+    assert "asimddp" in arm_cpu.cpuinfo_text("cortex-a76")  # the A76 has the dot-product instructions
+
+
+def test_command_binds_cpuinfo_then_runs_qemu_with_the_core_and_plugin(tmp_path):
+    emu = arm_cpu.Emulator(str(tmp_path), "/usr/bin/qemu-aarch64")
+    argv = arm_cpu.command(emu, "cortex-a76", "/m.tflite", 3, "/tmp/cpuinfo", "/tmp/log")
+    assert argv[:2] == ["unshare", "--mount"]
+    qemu = argv.index("/usr/bin/qemu-aarch64")
+    assert argv[qemu - 1] == "/tmp/cpuinfo" and "mount --bind" in argv[qemu - 2]
+    assert argv[qemu + 1:qemu + 3] == ["-cpu", "cortex-a76"]
+    assert argv[-3:] == ["/m.tflite", "3", str(arm_cpu.MARK_BASE)]
+    assert os.path.join(str(tmp_path), "libmarks.so") in argv
+
+
+def test_without_the_set_up_the_error_says_what_is_missing_and_how_to_set_it_up(tmp_path):
+    with pytest.raises(arm_cpu.EmulationError, match=r"missing .*the aarch64 Python.*setup_arm_cpu\.sh"):
+        arm_cpu.emulator(str(tmp_path))
+
+
+def test_bad_arguments_are_refused_before_running_anything(tmp_path):
+    with pytest.raises(ValueError, match="Unknown Arm CPU 'cortex-m4'"):
+        arm_cpu.count_instructions(b"", cpu="cortex-m4", root=str(tmp_path))
+    with pytest.raises(ValueError, match="invokes must be at least 1"):
+        arm_cpu.count_instructions(b"", invokes=0, root=str(tmp_path))
+
+
+def _emulation_ready():
+    try:
+        arm_cpu.emulator()
+        return True
+    except arm_cpu.EmulationError:
+        return False
+
+
+@pytest.mark.skipif(not _emulation_ready(), reason="Arm CPU emulation not set up (tools/setup_arm_cpu.sh)")
+def test_a_model_counts_the_same_every_invoke_and_fewer_with_sdot(rng):
+    from conftest import tiny_model
+
+    from attendnext_keras.deploy.conversion import to_tflite
+
+    blob = to_tflite(tiny_model(), "int8-ptq", representative_data=[rng.uniform(0, 255, (4, 32, 32, 3))])
+    a72 = arm_cpu.count_instructions(blob, cpu="cortex-a72", invokes=2)
+    a76 = arm_cpu.count_instructions(blob, cpu="cortex-a76", invokes=2)
+    assert a72["invokes"][0] == a72["invokes"][1] and a72["per_inference"] > 0
+    assert a76["per_inference"] < a72["per_inference"]  # int8 GEMMs with SDOT instead of widening multiplies
+
+
+def _bench():
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("bench_arm_cpu", REPO / "benchmarks" / "bench_arm_cpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_without_the_set_up_stops_with_one_line_before_converting(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ATTENDNEXT_ARM_CPU", str(tmp_path / "none"))
+    with pytest.raises(SystemExit) as stop:
+        _bench().main(["--models", "attendnext_micro", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "Arm CPU emulation is not set up" in capsys.readouterr().err
+    assert not (tmp_path / "arm_cpu.json").exists()
+
+
+def test_bench_report_takes_each_models_best_format_and_ratios_to_mobilenet_v3_large():
+    def row(model, int8, float32):
+        return {"model": model, "display_name": model, "input_size": 224, "params": 1e6, "macs": 100e6,
+                "counts": {"cortex-a72": {"int8": {"per_inference": int8}, "float32": {"per_inference": float32}}}}
+
+    result = {"machine": {"command": "python benchmarks/bench_arm_cpu.py"}, "cpus": ["cortex-a72"], "invokes": 3,
+              "calibration_images": 32, "rows": [row("mobilenet_v3_large", 90e6, 80e6), row("ours", 20e6, 25e6)]}
+    text = _bench().markdown(result)
+    ours = next(line for line in text.splitlines() if line.startswith("| ours |"))
+    assert "| 20.00 | 25.00 | 0.80 | 5.00 | int8 | 4.00× |" in ours  # 80 M (float32, its best) ÷ 20 M
