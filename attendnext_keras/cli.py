@@ -183,6 +183,9 @@ def add_profile_parser(sub):
                    help="With --latency: also time each stage in float32 and print int8 ÷ float32 per stage.")
     p.add_argument("--threads", type=int, default=1, help="LiteRT threads for --latency (default: 1).")
     p.add_argument("--runs", type=int, default=50, help="Timed runs per truncated model for --latency (default: 50).")
+    p.add_argument("--arm-cpu", nargs="+", metavar="CPU", choices=("cortex-a72", "cortex-a76"),
+                   help="Also count each stage's instructions on these emulated Arm cores (the same cuts; "
+                        "deploy.arm_cpu, set up once by tools/setup_arm_cpu.sh); with --float32, float32 too.")
     return p
 
 
@@ -200,8 +203,16 @@ def cmd_profile(args):
         from attendnext_keras.deploy.latency_profile import format_profile, latency_profile
 
         timing = latency_profile(model, threads=args.threads, runs=args.runs, float32=args.float32)
+    counted = []
+    if args.arm_cpu:
+        from attendnext_keras.deploy import arm_cpu
+        from attendnext_keras.deploy.latency_profile import instruction_profiles
+
+        arm_cpu.emulator()  # not set up: one line, before any conversion
+        counted = instruction_profiles(model, cpus=args.arm_cpu, float32=args.float32)
     if args.json:
-        print(json.dumps({**result.as_dict(), **({"latency": timing} if timing else {})}, indent=1))
+        print(json.dumps({**result.as_dict(), **({"latency": timing} if timing else {}),
+                          **({"instructions": counted} if counted else {})}, indent=1))
         return
     if info.family == "attendnext" and not registry.is_spec_file(name):
         spec = get_spec(name[len("attendnext_"):])
@@ -209,6 +220,16 @@ def cmd_profile(args):
     print(result.table(per_layer=args.per_layer))
     if timing:
         print("\n" + format_profile(timing))
+    _print_instruction_profiles(counted)
+
+
+def _print_instruction_profiles(profiles):
+    from attendnext_keras.deploy.latency_profile import instruction_rows
+    from attendnext_keras.experiments.reports import table
+
+    for counted in profiles:
+        print(f"\nInstructions by stage on an emulated {counted['cpu']} (1 thread; counts, not time):\n"
+              + table(*instruction_rows(counted)))
 
 
 # --------------------------------------------------------------------------------------------------------------------

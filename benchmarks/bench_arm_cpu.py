@@ -10,6 +10,7 @@ at their own size), converted to float32 and to int8 by post-training quantizati
     sudo bash tools/setup_arm_cpu.sh        # once: QEMU, an aarch64 Python, LiteRT for aarch64 (Debian)
     python benchmarks/bench_arm_cpu.py      # ~15 min on 2 cores (the conversions; the counts take ~5 min)
     python benchmarks/bench_arm_cpu.py --markdown-only
+    python benchmarks/bench_arm_cpu.py --profile attendnext_tiny attendnext_medium   # stage by stage
 
 Instruction counts are exact and repeatable (the same on a loaded machine), and they are not time: the study report
 (`study.arm_counts`) puts them in its iso-accuracy table and goals beside the x86 latencies and Vela's estimates, named
@@ -78,6 +79,9 @@ def main(argv=None):
     parser.add_argument("--invokes", type=int, default=3, help="Counted invokes per model and format (default: 3).")
     parser.add_argument("--out", default=str(HERE / "results"), help="Output folder (default: benchmarks/results).")
     parser.add_argument("--markdown-only", action="store_true", help="Rewrite arm_cpu.md from arm_cpu.json.")
+    parser.add_argument("--profile", nargs="+", metavar="MODEL",
+                        help="Instead: where each core's instructions go in these AttendNeXt models, stage by stage "
+                             "(deploy.latency_profile.instruction_profiles) → arm_cpu_profile.{json,md}.")
     args = parser.parse_args(argv)
 
     from attendnext_keras import _io, provenance, registry
@@ -100,6 +104,8 @@ def main(argv=None):
         command = provenance.command_line(["benchmarks/bench_arm_cpu.py", *(sys.argv[1:] if argv is None else argv)])
         info = provenance.machine_info(command)
         info["versions"]["qemu-user"] = qemu_version()
+        if args.profile:
+            return write_profiles(args.profile, args.cpus, info, out, parser)
         started = time.time()
         rows = [measure(name, args.cpus, args.invokes) for name in args.models]
         result = {"machine": info, "cpus": args.cpus, "invokes": args.invokes, "threads": 1,
@@ -109,6 +115,27 @@ def main(argv=None):
     _io.write_atomic(out / "arm_cpu.md", text)
     print(text)
     print(f"\nwrote {out / 'arm_cpu.json'} and {out / 'arm_cpu.md'}", file=sys.stderr)
+
+
+def write_profiles(names, cpus, info, out, parser):
+    """Stage-by-stage instructions of each AttendNeXt model on each core, int8 and float32 → arm_cpu_profile.*"""
+    from attendnext_keras import _io, registry
+    from attendnext_keras.deploy.latency_profile import instruction_profiles
+
+    for name in names:
+        if registry.model_info(name).family != "attendnext":
+            parser.error(f"--profile takes AttendNeXt models (their stages are named); {name} is not one")
+    profiles = []
+    for name in names:
+        size = registry.model_info(name).benchmark_size or 224
+        model = registry.create_model(name, input_size=size, classes=1000)
+        for profile in instruction_profiles(model, cpus=cpus, float32=True):
+            profiles.append(profile)
+            print(f"{name} {profile['cpu']}: {profile['total_m_instructions']:.2f} M instructions", file=sys.stderr)
+    _io.write_json(out / "arm_cpu_profile.json", {"machine": info, "profiles": profiles})
+    text = profile_markdown(profiles, info)
+    _io.write_atomic(out / "arm_cpu_profile.md", text)
+    print(text)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -156,6 +183,21 @@ def _cpu_table(result, cpu) -> list:
                     f"{ref_best / n:.2f}×" if ref_best else "—"])
     return [table(["model", "px", "params", "MACs", "int8 M instr", "float32 M instr", "int8 / float32",
                    "MACs per int8 instr", "best", f"× fewer than {REFERENCE} (best)"], out)]
+
+
+def profile_markdown(profiles, machine) -> str:
+    from attendnext_keras.deploy.latency_profile import instruction_rows
+    from attendnext_keras.experiments.reports import provenance_lines, table
+
+    lines = ["# Where an Arm core's instructions go, stage by stage", "", *provenance_lines(machine),
+             "Each stage's count is the difference between the model cut after it and the model cut before it "
+             "(`deploy.latency_profile.instruction_profiles`: the cuts of `attendnext profile --latency`, counted on "
+             "the emulated core; counts are exact, so the differences carry no noise); the head is the whole model "
+             "minus the last cut. Random weights, 1000 classes, int8 by post-training quantization, 1 thread. "
+             "Counts, not time.", ""]
+    for p in profiles:
+        lines += [f"## {p['model']} on {p['cpu']} ({p['input_size'][0]} px)", "", table(*instruction_rows(p)), ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

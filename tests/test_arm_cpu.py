@@ -100,3 +100,13 @@ def test_bench_report_takes_each_models_best_format_and_ratios_to_mobilenet_v3_l
     text = _bench().markdown(result)
     ours = next(line for line in text.splitlines() if line.startswith("| ours |"))
     assert "| 20.00 | 25.00 | 0.80 | 5.00 | int8 | 4.00× |" in ours  # 80 M (float32, its best) ÷ 20 M
+
+
+def test_cli_profile_without_the_set_up_is_one_line(tiny_spec_file, tmp_path, monkeypatch, capsys):
+    from attendnext_keras.cli import main
+
+    monkeypatch.setenv("ATTENDNEXT_ARM_CPU", str(tmp_path / "none"))
+    code = main(["profile", "--arch", tiny_spec_file, "--input-size", "32", "--classes", "5",
+                 "--arm-cpu", "cortex-a72"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "Arm CPU emulation is not set up" in err[0]

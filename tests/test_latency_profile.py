@@ -49,3 +49,29 @@ def test_stages_add_up_to_the_whole_model(tiny_spec_file, capsys):
     assert profile["float32_peak_gmacs"] > 1
     text = lp.format_profile(profile)
     assert "stage1" in text and "GMAC/s" in text and "of peak" in text and "int8/fp32" in text
+
+
+def test_instruction_profiles_count_every_cut_once_per_core_and_add_up(monkeypatch):
+    """The Arm instruction profile cuts and converts once, counts each cut on each core, and its stages add up to
+    the whole model exactly (counts have no noise). The emulator is replaced by a stand-in that counts 1000
+    instructions per flatbuffer byte, so that this runs without QEMU (tests/test_arm_cpu.py covers the real one)."""
+    from conftest import tiny_model
+
+    counted = []
+
+    def count(blob, cpu, invokes):
+        counted.append(cpu)
+        return {"per_inference": 1000 * len(blob)}
+
+    monkeypatch.setattr(lp.arm_cpu, "count_instructions", count)
+    model = tiny_model()
+    a72, a76 = lp.instruction_profiles(model, cpus=("cortex-a72", "cortex-a76"), float32=True)
+    cuts = len(lp.stage_cuts(model)) + 1  # and the whole model
+    assert counted == ["cortex-a72"] * 2 * cuts + ["cortex-a76"] * 2 * cuts  # int8 and float32 of each
+    assert (a72["cpu"], a76["cpu"]) == ("cortex-a72", "cortex-a76") and a72["stages"] == a76["stages"]
+    stages = a72["stages"]
+    assert [s["stage"] for s in stages] == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+    assert sum(s["m_instructions"] for s in stages) == pytest.approx(a72["total_m_instructions"])
+    assert sum(s["float32_m_instructions"] for s in stages) == pytest.approx(a72["float32_total_m_instructions"])
+    assert a72["float32_total_m_instructions"] > a72["total_m_instructions"]  # float32 weights: 4 bytes each
+    assert sum(s["share"] for s in stages) == pytest.approx(1.0)

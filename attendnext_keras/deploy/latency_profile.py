@@ -3,6 +3,7 @@ against this CPU's peak (a large 1×1 convolution, the best case for int8 GEMM k
 
     profile = latency_profile(model, threads=1)      # {"stages": [...], "total_ms", "peak_gmacs", ...}
     print(format_profile(profile))
+    instruction_profiles(model, cpus=("cortex-a72",))  # the same cuts, in instructions on emulated Arm cores
 
 LiteRT's Python API has no per-op profiler, so stages are measured by truncation: the model cut after the stem, after
 stage 1, … is converted to int8 and timed interleaved with the whole model (`litert.time_interleaved`); a stage's
@@ -18,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from attendnext_keras import _keras, data, profiling
-from attendnext_keras.deploy import conversion, litert
+from attendnext_keras.deploy import arm_cpu, conversion, litert
 
 PEAK_SHAPE = (28, 28, 512)
 """Input of the peak-rate probe: a 1×1 convolution 512 → 512 on 28×28 (205.5 M MACs)."""
@@ -94,14 +95,11 @@ def latency_profile(model, threads: int = 1, runs: int = 50, calibration_images:
     cuts = stage_cuts(model)
     blobs = _blobs(model, cuts, calibration, float32)
     medians = {k: float(np.median(v)) for k, v in litert.time_interleaved(blobs, threads, runs=runs).items()}
-    group_macs = profiling.profile(model).by_group()
     peak = peak_rate(threads)
     names = [g for g, _ in cuts] + ["head"]
     float_ms = _differences(medians, names, "float32:") if float32 else [None] * len(names)
     stages = []
-    for group, ms, fms in zip(names, _differences(medians, names), float_ms):
-        macs = group_macs.get(group, {}).get("macs", 0) + (group_macs.get("input", {}).get("macs", 0)
-                                                            if group == "stem" else 0)
+    for group, ms, fms, macs in zip(names, _differences(medians, names), float_ms, _stage_macs(model, names)):
         rate = macs / (ms / 1e3) if ms > 0 else None
         stage = {"stage": group, "ms": ms, "macs": macs, "share": ms / medians["whole"],
                  "gmacs": None if rate is None else rate / 1e9, "of_peak": None if rate is None else rate / peak}
@@ -116,6 +114,61 @@ def latency_profile(model, threads: int = 1, runs: int = 50, calibration_images:
                 "int8_vs_float32": medians["whole"] / medians["float32:whole"],
                 "float32_peak_gmacs": peak_rate(threads, mode="float32") / 1e9}
     return out
+
+
+def _stage_macs(model, names) -> list:
+    """MACs of each stage in `names` (the stem's include the input layers')."""
+    group_macs = profiling.profile(model).by_group()
+    return [group_macs.get(group, {}).get("macs", 0) + (group_macs.get("input", {}).get("macs", 0)
+                                                        if group == "stem" else 0) for group in names]
+
+
+def instruction_profiles(model, cpus=("cortex-a72",), calibration_images: int = 8, float32: bool = False) -> list:
+    """Where an Arm core's work goes: the same truncated models, converted once and counted on each emulated core
+    of `cpus` (`arm_cpu.count_instructions`: exact, so a stage, the difference of two counts, carries no noise),
+    with each stage's MACs per instruction; with `float32`, each stage's float32 count too. One profile per core."""
+    size = tuple(int(d) for d in model.inputs[0].shape[1:3])
+    cuts = stage_cuts(model)
+    blobs = _blobs(model, cuts, data.calibration_images(None, size, calibration_images), float32)
+    names = [g for g, _ in cuts] + ["head"]
+    macs = _stage_macs(model, names)
+    return [_counted_profile(model, size, cpu, blobs, names, macs, float32) for cpu in cpus]
+
+
+def _counted_profile(model, size, cpu, blobs, names, stage_macs, float32) -> dict:
+    counts = {key: arm_cpu.count_instructions(blob, cpu=cpu, invokes=1)["per_inference"] / 1e6
+              for key, blob in blobs.items()}
+    float_counts = _differences(counts, names, "float32:") if float32 else [None] * len(names)
+    stages = []
+    for group, n, fn, macs in zip(names, _differences(counts, names), float_counts, stage_macs):
+        stage = {"stage": group, "m_instructions": n, "macs": macs, "share": n / counts["whole"],
+                 "macs_per_instruction": macs / (n * 1e6) if n > 0 else None}
+        if float32:
+            stage |= {"float32_m_instructions": fn, "int8_vs_float32": n / fn if fn > 0 else None}
+        stages.append(stage)
+    return {"model": model.name, "input_size": list(size), "cpu": cpu, "stages": stages,
+            "total_m_instructions": counts["whole"], "float32_total_m_instructions": counts.get("float32:whole")}
+
+
+def instruction_rows(profile: dict) -> tuple:
+    """(header, rows) of one `instruction_profiles` profile, float32 columns when it has them, for a table."""
+    with_float = profile.get("float32_total_m_instructions") is not None
+    header = ["stage", "M MACs", "int8 M instr", "share", "MACs per instr"]
+    header += ["float32 M instr", "int8 ÷ float32"] if with_float else []
+    rows = []
+    for s in profile["stages"]:
+        row = [s["stage"], f"{s['macs'] / 1e6:.1f}", f"{s['m_instructions']:.2f}", f"{100 * s['share']:.0f} %",
+               "—" if s["macs_per_instruction"] is None else f"{s['macs_per_instruction']:.2f}"]
+        if with_float:
+            row += [f"{s['float32_m_instructions']:.2f}",
+                    "—" if s["int8_vs_float32"] is None else f"{s['int8_vs_float32']:.2f}"]
+        rows.append(row)
+    total = ["total", f"{sum(s['macs'] for s in profile['stages']) / 1e6:.1f}",
+             f"{profile['total_m_instructions']:.2f}", "100 %", ""]
+    if with_float:
+        total += [f"{profile['float32_total_m_instructions']:.2f}",
+                  f"{profile['total_m_instructions'] / profile['float32_total_m_instructions']:.2f}"]
+    return header, rows + [total]
 
 
 def format_profile(profile: dict) -> str:
