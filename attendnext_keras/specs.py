@@ -542,7 +542,10 @@ SMALL_V2 = SMALL.replace(
 # 2.11 and 1.95 and MobileNetV3-Small's 2.66 and 2.69: with it the AttendNeXt front (between `tiny` and `medium`)
 # reaches MobileNetV3-Large's accuracy 3.05× and 3.20× faster than it, and MobileNetV3-Small's ≥ 1.59× and ≥ 1.81×. The
 # most shift-consistent model of the study (0.947). Ethos-U55-128 (Vela): 5.28 ms against `small_v2`'s 6.13. Not timed
-# on a VNNI CPU.
+# on a VNNI CPU. On an emulated Cortex-A72 (the paper's CPU; instructions, not time: benchmarks/results/arm_cpu.md and
+# arm_cpu_profile.md) 22.19 M instructions against MobileNetV3-Large's 87.04 M, of which the int8 stem (3 → 16
+# channels, 3×3 stride 2, 14 % of the MACs) takes 6.82 M, 31 %, at 0.79 MACs per instruction: XNNPACK runs that layer
+# far better in float32 (3.95 M) or with SDOT (A76: 1.85 M). The stem is where the A72 count says the next gain is.
 TINY = SMALL_V2.replace(
     name="tiny",
     width=0.75,

@@ -1,6 +1,6 @@
-"""The study's front on the paper's CPU: instructions per inference on an emulated Arm Cortex-A72 (and A76).
+"""The study's models on the paper's CPU: instructions per inference on an emulated Arm Cortex-A72 (and A76).
 
-Every model of the study's front (`config.FRONT_MODELS`: the AttendNeXt family, its first design and the MobileNet
+Every model of the study (`config.FRONT_MODELS`: the AttendNeXt family, its first design and the MobileNet
 peers) is built by `registry.create_model` (random weights, 1000 classes, logits) at 224 px (microcontroller variants
 at their own size), converted to float32 and to int8 by post-training quantization calibrated on uniform noise
 (latency does not depend on the pixels), and run by LiteRT's aarch64 wheel under QEMU with the core's CPU model
@@ -12,7 +12,7 @@ at their own size), converted to float32 and to int8 by post-training quantizati
     python benchmarks/bench_arm_cpu.py --markdown-only
     python benchmarks/bench_arm_cpu.py --profile attendnext_tiny attendnext_medium   # stage by stage
 
-Instruction counts are exact and repeatable (the same on a loaded machine), and they are not time: the study report
+Instruction counts repeat to a few hundred in tens of millions (the same on a loaded machine), and they are not time: the study report
 (`study.arm_counts`) puts them in its iso-accuracy table and goals beside the x86 latencies and Vela's estimates, named
 as counts. Writes results/arm_cpu.json and results/arm_cpu.md atomically, with the command, date, machine, QEMU and
 LiteRT versions.
@@ -78,7 +78,8 @@ def main(argv=None):
                         help="Registry names (default: the study's front, config.FRONT_MODELS).")
     parser.add_argument("--invokes", type=int, default=3, help="Counted invokes per model and format (default: 3).")
     parser.add_argument("--out", default=str(HERE / "results"), help="Output folder (default: benchmarks/results).")
-    parser.add_argument("--markdown-only", action="store_true", help="Rewrite arm_cpu.md from arm_cpu.json.")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="Rewrite arm_cpu.md from arm_cpu.json (with --profile: arm_cpu_profile.md from its JSON).")
     parser.add_argument("--profile", nargs="+", metavar="MODEL",
                         help="Instead: where each core's instructions go in these AttendNeXt models, stage by stage "
                              "(deploy.latency_profile.instruction_profiles) → arm_cpu_profile.{json,md}.")
@@ -88,6 +89,9 @@ def main(argv=None):
     from attendnext_keras.deploy import arm_cpu
 
     out = pathlib.Path(args.out)
+    if args.markdown_only and args.profile:
+        stored = _io.read_json(out / "arm_cpu_profile.json", "Arm CPU profile")
+        return _io.write_atomic(out / "arm_cpu_profile.md", profile_markdown(stored["profiles"], stored["machine"]))
     if args.markdown_only:
         result = _io.read_json(out / "arm_cpu.json", "Arm CPU result")
     else:
@@ -158,7 +162,7 @@ def markdown(result) -> str:
               f"XNNPACK as LiteRT applies it; random weights, 1000 classes, 224 px (micro at its own size); int8 by "
               f"post-training quantization on {result['calibration_images']} noise images. Guest instructions per "
               f"inference, the median of {result['invokes']} invokes counted one by one after a warm-up invoke. "
-              "**Counts, not time**: exact and repeatable, but an A72 runs dense NEON GEMMs at up to 3 instructions "
+              "**Counts, not time**: repeatable to a few hundred instructions, but an A72 runs dense NEON GEMMs at up to 3 instructions "
               "a cycle and memory-bound depthwise and elementwise ops at far fewer, so a ratio of counts is a ratio "
               "of time only as far as two models' kernel mixes agree.", ""]
     for cpu in result["cpus"]:
@@ -192,7 +196,7 @@ def profile_markdown(profiles, machine) -> str:
     lines = ["# Where an Arm core's instructions go, stage by stage", "", *provenance_lines(machine),
              "Each stage's count is the difference between the model cut after it and the model cut before it "
              "(`deploy.latency_profile.instruction_profiles`: the cuts of `attendnext profile --latency`, counted on "
-             "the emulated core; counts are exact, so the differences carry no noise); the head is the whole model "
+             "the emulated core; counts repeat, so the differences carry next to no noise); the head is the whole model "
              "minus the last cut. Random weights, 1000 classes, int8 by post-training quantization, 1 thread. "
              "Counts, not time.", ""]
     for p in profiles:

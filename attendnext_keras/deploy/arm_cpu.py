@@ -10,7 +10,8 @@ guest instructions executed and logs the count wherever the program marks a poin
 on its own, inside one process, after a warm-up invoke: start-up, model loading and XNNPACK's weight packing are
 left out, and the invokes' counts show that the count repeats.
 
-What this is: an exact, repeatable count of the work the core's code path does (the same count on a loaded machine).
+What this is: a count of the work the core's code path does, repeatable to a few hundred instructions in tens of
+millions (the same on a loaded machine).
 What it is not: time. An A72 issues up to three instructions a cycle and stalls on memory; dense NEON GEMMs run near
 that, depthwise convolutions and elementwise ops wait on loads, so a ratio of counts is a ratio of time only as far
 as two models' mixes of kernels agree.
@@ -144,7 +145,8 @@ def parse_marks(log_text) -> list:
 def count_instructions(model, cpu="cortex-a72", invokes=3, root=None, timeout=1800) -> dict:
     """Guest instructions per inference of a .tflite model (bytes or a path) on the emulated `cpu`, 1 thread, XNNPACK
     as LiteRT applies it, after one warm-up invoke: {"per_inference" (the median invoke), "invokes" (each one's
-    count), "output"}. The same model gives the same counts on any x86 machine with the same QEMU and LiteRT."""
+    count), "output"}. The same model gives the same counts (to a few hundred instructions) on any x86 machine with the
+    same QEMU and LiteRT."""
     if cpu not in CPUS:
         raise ValueError(f"Unknown Arm CPU {cpu!r}; known: {', '.join(CPUS)}")
     if invokes < 1:
