@@ -180,12 +180,15 @@ def add_profile_parser(sub):
                    help="Also time the int8 model by stage on LiteRT/XNNPACK (truncated models, interleaved), with "
                         "each stage's MAC rate against this CPU's peak for a large 1×1 convolution.")
     p.add_argument("--float32", action="store_true",
-                   help="With --latency: also time each stage in float32 and print int8 ÷ float32 per stage.")
+                   help="With --latency (--arm-cpu): also time (count) each stage in float32 and print int8 ÷ float32 "
+                        "per stage.")
     p.add_argument("--threads", type=int, default=1, help="LiteRT threads for --latency (default: 1).")
     p.add_argument("--runs", type=int, default=50, help="Timed runs per truncated model for --latency (default: 50).")
-    p.add_argument("--arm-cpu", nargs="+", metavar="CPU", choices=("cortex-a72", "cortex-a76"),
-                   help="Also count each stage's instructions on these emulated Arm cores (the same cuts; "
-                        "deploy.arm_cpu, set up once by tools/setup_arm_cpu.sh); with --float32, float32 too.")
+    from attendnext_keras.deploy.arm_cpu import CPUS
+
+    p.add_argument("--arm-cpu", nargs="+", metavar="CPU", choices=tuple(CPUS),
+                   help=f"Also count each stage's instructions on these emulated Arm cores ({', '.join(CPUS)}; the "
+                        f"same cuts; deploy.arm_cpu, set up once by tools/setup_arm_cpu.sh).")
     return p
 
 
@@ -198,6 +201,12 @@ def cmd_profile(args):
     extra = {"alpha": args.alpha} if args.alpha is not None else {}
     model = registry.create_model(name, input_size=args.input_size, classes=args.classes, **extra)
     result = profile(model)
+    if args.arm_cpu:  # before minutes of timing: one line if the emulation is not set up or the model has no stages
+        from attendnext_keras.deploy import arm_cpu
+
+        if info.family != "attendnext":
+            raise ValueError(f"--arm-cpu counts AttendNeXt models stage by stage; {name} is not one")
+        arm_cpu.emulator()
     timing = None
     if args.latency:
         from attendnext_keras.deploy.latency_profile import format_profile, latency_profile
@@ -205,10 +214,8 @@ def cmd_profile(args):
         timing = latency_profile(model, threads=args.threads, runs=args.runs, float32=args.float32)
     counted = []
     if args.arm_cpu:
-        from attendnext_keras.deploy import arm_cpu
         from attendnext_keras.deploy.latency_profile import instruction_profiles
 
-        arm_cpu.emulator()  # not set up: one line, before any conversion
         counted = instruction_profiles(model, cpus=args.arm_cpu, float32=args.float32)
     if args.json:
         print(json.dumps({**result.as_dict(), **({"latency": timing} if timing else {}),

@@ -75,7 +75,7 @@ def main(argv=None):
     parser.add_argument("--cpus", nargs="+", default=["cortex-a72", "cortex-a76"],
                         help="QEMU CPU models (default: cortex-a72 cortex-a76).")
     parser.add_argument("--models", nargs="+", default=list(config_module.FRONT_MODELS),
-                        help="Registry names (default: the study's front, config.FRONT_MODELS).")
+                        help="Registry names (default: the study's models, config.FRONT_MODELS).")
     parser.add_argument("--invokes", type=int, default=3, help="Counted invokes per model and format (default: 3).")
     parser.add_argument("--out", default=str(HERE / "results"), help="Output folder (default: benchmarks/results).")
     parser.add_argument("--markdown-only", action="store_true",
@@ -85,7 +85,7 @@ def main(argv=None):
                              "(deploy.latency_profile.instruction_profiles) → arm_cpu_profile.{json,md}.")
     args = parser.parse_args(argv)
 
-    from attendnext_keras import _io, provenance, registry
+    from attendnext_keras import _io, provenance
     from attendnext_keras.deploy import arm_cpu
 
     out = pathlib.Path(args.out)
@@ -95,23 +95,17 @@ def main(argv=None):
     if args.markdown_only:
         result = _io.read_json(out / "arm_cpu.json", "Arm CPU result")
     else:
-        for cpu in args.cpus:
-            if cpu not in arm_cpu.CPUS:
-                parser.error(f"unknown Arm CPU {cpu!r}; known: {', '.join(arm_cpu.CPUS)}")
-        for name in args.models:
-            registry.model_info(name)  # raises, naming the known models
-        try:
-            arm_cpu.emulator()
-            _io.check_writable(out / "arm_cpu.json")  # before minutes of conversions
-        except (arm_cpu.EmulationError, OSError) as error:
-            parser.error(str(error))
+        _check(args, parser, out)
         command = provenance.command_line(["benchmarks/bench_arm_cpu.py", *(sys.argv[1:] if argv is None else argv)])
         info = provenance.machine_info(command)
         info["versions"]["qemu-user"] = qemu_version()
-        if args.profile:
-            return write_profiles(args.profile, args.cpus, info, out, parser)
-        started = time.time()
-        rows = [measure(name, args.cpus, args.invokes) for name in args.models]
+        try:
+            if args.profile:
+                return write_profiles(args.profile, args.cpus, info, out)
+            started = time.time()
+            rows = [measure(name, args.cpus, args.invokes) for name in args.models]
+        except arm_cpu.EmulationError as error:  # nothing written: the result file is whole or absent
+            sys.exit(f"bench_arm_cpu.py: {error}")
         result = {"machine": info, "cpus": args.cpus, "invokes": args.invokes, "threads": 1,
                   "calibration_images": CALIBRATION_IMAGES, "rows": rows, "seconds": round(time.time() - started)}
         _io.write_json(out / "arm_cpu.json", result)
@@ -121,14 +115,32 @@ def main(argv=None):
     print(f"\nwrote {out / 'arm_cpu.json'} and {out / 'arm_cpu.md'}", file=sys.stderr)
 
 
-def write_profiles(names, cpus, info, out, parser):
+def _check(args, parser, out):
+    """Every argument, the emulation and the output folder, before minutes of conversions: one line each."""
+    from attendnext_keras import _io, registry
+    from attendnext_keras.deploy import arm_cpu
+
+    for cpu in args.cpus:
+        if cpu not in arm_cpu.CPUS:
+            parser.error(f"unknown Arm CPU {cpu!r}; known: {', '.join(arm_cpu.CPUS)}")
+    if not 1 <= args.invokes <= arm_cpu.MAX_INVOKES:
+        parser.error(f"--invokes must be between 1 and {arm_cpu.MAX_INVOKES}; got {args.invokes}")
+    try:
+        for name in args.profile or args.models:
+            if args.profile and registry.model_info(name).family != "attendnext":
+                parser.error(f"--profile takes AttendNeXt models (their stages are named); {name} is not one")
+            registry.model_info(name)
+        arm_cpu.emulator()
+        _io.check_writable(out / ("arm_cpu_profile.json" if args.profile else "arm_cpu.json"))
+    except (ValueError, arm_cpu.EmulationError, OSError) as error:
+        parser.error(str(error).splitlines()[0])
+
+
+def write_profiles(names, cpus, info, out):
     """Stage-by-stage instructions of each AttendNeXt model on each core, int8 and float32 → arm_cpu_profile.*"""
     from attendnext_keras import _io, registry
     from attendnext_keras.deploy.latency_profile import instruction_profiles
 
-    for name in names:
-        if registry.model_info(name).family != "attendnext":
-            parser.error(f"--profile takes AttendNeXt models (their stages are named); {name} is not one")
     profiles = []
     for name in names:
         size = registry.model_info(name).benchmark_size or 224
@@ -148,9 +160,9 @@ def write_profiles(names, cpus, info, out, parser):
 
 def best(row, cpu) -> tuple:
     """(format, instructions per inference) of the format with fewer instructions on `cpu`."""
-    counts = row["counts"][cpu]
-    fmt = min(counts, key=lambda f: counts[f]["per_inference"])
-    return fmt, counts[fmt]["per_inference"]
+    from attendnext_keras.deploy import arm_cpu
+
+    return arm_cpu.best_format(row["counts"][cpu])
 
 
 def markdown(result) -> str:

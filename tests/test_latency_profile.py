@@ -60,14 +60,15 @@ def test_instruction_profiles_count_every_cut_once_per_core_and_add_up(monkeypat
     counted = []
 
     def count(blob, cpu, invokes):
-        counted.append(cpu)
+        counted.append((cpu, len(blob)))
         return {"per_inference": 1000 * len(blob)}
 
     monkeypatch.setattr(lp.arm_cpu, "count_instructions", count)
     model = tiny_model()
     a72, a76 = lp.instruction_profiles(model, cpus=("cortex-a72", "cortex-a76"), float32=True)
     cuts = len(lp.stage_cuts(model)) + 1  # and the whole model
-    assert counted == ["cortex-a72"] * 2 * cuts + ["cortex-a76"] * 2 * cuts  # int8 and float32 of each
+    assert [c for c, _ in counted] == ["cortex-a72"] * 2 * cuts + ["cortex-a76"] * 2 * cuts  # int8, float32 of each
+    sizes = [n for _, n in counted]  # stem int8, stem float32, stage1 int8, …
     assert (a72["cpu"], a76["cpu"]) == ("cortex-a72", "cortex-a76") and a72["stages"] == a76["stages"]
     stages = a72["stages"]
     assert [s["stage"] for s in stages] == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
@@ -75,3 +76,10 @@ def test_instruction_profiles_count_every_cut_once_per_core_and_add_up(monkeypat
     assert sum(s["float32_m_instructions"] for s in stages) == pytest.approx(a72["float32_total_m_instructions"])
     assert a72["float32_total_m_instructions"] > a72["total_m_instructions"]  # float32 weights: 4 bytes each
     assert sum(s["share"] for s in stages) == pytest.approx(1.0)
+    # a stage is the difference of two cuts: here 1000 instructions per byte the stage adds to the flatbuffer
+    assert stages[1]["m_instructions"] == pytest.approx((sizes[2] - sizes[0]) * 1000 / 1e6)
+    assert stages[1]["float32_m_instructions"] == pytest.approx((sizes[3] - sizes[1]) * 1000 / 1e6)
+    header, rows = lp.instruction_rows(a72)
+    assert header[-1] == "int8 ÷ float32" and [r[0] for r in rows] == [s["stage"] for s in stages] + ["total"]
+    assert rows[-1][2] == f"{a72['total_m_instructions']:.2f}"
+    assert rows[-1][-1] == f"{a72['total_m_instructions'] / a72['float32_total_m_instructions']:.2f}"

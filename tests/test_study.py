@@ -337,10 +337,11 @@ def test_npu_iso_accuracy_uses_vela_estimates_without_cpu_fallbacks(tmp_path):
     assert study_report.load_npu_estimates(str(tmp_path / "none.json")) == {}
 
 
-def test_arm_counts_feed_iso_accuracy_and_goals_in_instructions(tmp_path):
+def test_arm_counts_feed_iso_accuracy_and_goals_in_instructions(tmp_path, caplog):
     """Hand-worked as for the NPU: MobileNetV3 front (20 M, 70 %) and (80 M, 80 %) instructions; an AttendNeXt at 80 %
-    in 20 M instructions (its int8 format; float32 has more) does 4× less work than MobileNetV3-Large at its accuracy,
-    short of nothing: the 3× goal is met, and the goal row names instructions, not milliseconds."""
+    in 20 M instructions (its int8 format; float32 has more) does 4× less work than MobileNetV3-Large at its accuracy:
+    the 3× goal is met, and the goal row names instructions, not milliseconds. A result of another kind, or none, is
+    a warning and no table."""
     def row(model, int8, float32, size=224):
         return {"model": model, "input_size": size,
                 "counts": {"cortex-a72": {"int8": {"per_inference": int8}, "float32": {"per_inference": float32}}}}
@@ -362,6 +363,10 @@ def test_arm_counts_feed_iso_accuracy_and_goals_in_instructions(tmp_path):
     assert large[1] == "cortex-a72 (emulated, instructions)" and large[2] == "4.00× (20.00 vs 80.00 M instr)"
     assert large[4] == "met"
     assert study_report.load_arm_counts(str(tmp_path / "none.json")) == {}
+    (tmp_path / "vela.json").write_text(json.dumps({"runs": []}))
+    with caplog.at_level("WARNING"):
+        assert study_report.load_arm_counts(str(tmp_path / "vela.json")) == {}
+    assert "is not a bench_arm_cpu.py result" in caplog.text and "does not exist" in caplog.text
 
 
 def _summary(name, family, accuracy, examples=100):

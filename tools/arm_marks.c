@@ -3,7 +3,8 @@
  * Every translation block adds its instruction count to one counter when it runs (inline, as QEMU's bb plugin
  * does). A guest marks a point by calling lseek(-1, MARK_BASE + label, SEEK_SET): it fails with EBADF and changes
  * nothing, and the plugin logs "mark <label> <instructions so far>". Differences between marks count the work in
- * between, without the interpreter's start-up. One vCPU: the guest runs one thread (LiteRT with num_threads=1).
+ * between, without the interpreter's start-up. One counter for every vCPU, unlocked: the guest must do its counted
+ * work in one thread (LiteRT with num_threads=1; deploy/arm_cpu.py keeps OpenBLAS from starting worker threads).
  * Built by tools/setup_arm_cpu.sh against the qemu-plugin.h of the installed QEMU's source.
  */
 #include <inttypes.h>

@@ -10,14 +10,15 @@ guest instructions executed and logs the count wherever the program marks a poin
 on its own, inside one process, after a warm-up invoke: start-up, model loading and XNNPACK's weight packing are
 left out, and the invokes' counts show that the count repeats.
 
-What this is: a count of the work the core's code path does, repeatable to a few hundred instructions in tens of
-millions (the same on a loaded machine).
+What this is: a count of the work the core's code path does, the same on a loaded machine: the invokes of one run
+count the same to the instruction, and runs differ by a few hundred instructions in tens of millions (where the
+interpreter's buffers land in memory).
 What it is not: time. An A72 issues up to three instructions a cycle and stalls on memory; dense NEON GEMMs run near
 that, depthwise convolutions and elementwise ops wait on loads, so a ratio of counts is a ratio of time only as far
 as two models' mixes of kernels agree.
 
-Set-up (Debian, root; under a minute and about 300 MB): `sudo bash tools/setup_arm_cpu.sh` puts everything in one
-folder, `$ATTENDNEXT_ARM_CPU` or `~/.cache/attendnext_keras/arm_cpu`:
+Set-up (Debian 12, root; about 300 MB): `sudo bash tools/setup_arm_cpu.sh` puts everything in one folder,
+`$ATTENDNEXT_ARM_CPU` or `~/.cache/attendnext_keras/arm_cpu` (under sudo: the invoking user's):
 
     from attendnext_keras.deploy import arm_cpu
     arm_cpu.count_instructions(tflite_bytes, cpu="cortex-a72")   # {"per_inference", "invokes", "output"}
@@ -32,10 +33,6 @@ import shutil
 import subprocess
 import tempfile
 
-import numpy as np
-
-from attendnext_keras import _io
-
 SETUP_SCRIPT = "tools/setup_arm_cpu.sh"
 CPUS = {"cortex-a72": ("0xd08", "fp asimd evtstrm crc32 cpuid"),
         "cortex-a76": ("0xd0b", "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm "
@@ -43,7 +40,9 @@ CPUS = {"cortex-a72": ("0xd08", "fp asimd evtstrm crc32 cpuid"),
 """QEMU CPU model → (MIDR part number, /proc/cpuinfo features) of the core: the A72 of the paper and a Raspberry Pi 4,
 the A76 of a Raspberry Pi 5."""
 MARK_BASE = 0x4137320000
-"""`tools/arm_marks.c` logs the instruction count at lseek(-1, MARK_BASE + label, SEEK_SET)."""
+"""`tools/arm_marks.c` logs the instruction count at lseek(-1, MARK_BASE + label, SEEK_SET), label < 2 ** 16."""
+MAX_INVOKES = 2 ** 15
+"""Two marks per invoke, 16-bit labels."""
 RUNNER = r'''
 import os
 import sys
@@ -70,7 +69,7 @@ def mark(label):
         pass
 
 
-for i in range(int(sys.argv[2])):  # marks around each invoke alone: the loop's own work is outside them
+for i in range(int(sys.argv[2])):  # marks around each invoke: the same constant overhead in every span
     mark(2 * i)
     interpreter.invoke()
     mark(2 * i + 1)
@@ -124,11 +123,13 @@ def cpuinfo_text(cpu) -> str:
 
 def command(emu: Emulator, cpu, model_path, invokes, cpuinfo_path, log_path) -> list:
     """The argv that runs `RUNNER` on `model_path` for `invokes` marked invokes on the emulated `cpu`, logging the
-    marks to `log_path`, with `cpuinfo_path` bind-mounted over /proc/cpuinfo in a private mount namespace."""
+    marks to `log_path` (`RUNNER` is written beside it), with `cpuinfo_path` bind-mounted over /proc/cpuinfo in a
+    private mount namespace."""
     namespace = ["unshare", "--mount"] + (["--map-root-user"] if os.geteuid() != 0 else [])
     mount = 'mount --bind "$0" /proc/cpuinfo && exec "$@"'
+    runner = os.path.join(os.path.dirname(log_path), "runner.py")
     qemu = [emu.qemu, "-cpu", cpu, "-L", emu.path("rootfs"), "-plugin", emu.path("libmarks.so"), "-d", "plugin",
-            "-D", log_path, emu.python, emu.path("runner.py"), model_path, str(invokes), str(MARK_BASE)]
+            "-D", log_path, emu.python, runner, model_path, str(invokes), str(MARK_BASE)]
     return namespace + ["sh", "-c", mount, cpuinfo_path] + qemu
 
 
@@ -145,34 +146,52 @@ def parse_marks(log_text) -> list:
 def count_instructions(model, cpu="cortex-a72", invokes=3, root=None, timeout=1800) -> dict:
     """Guest instructions per inference of a .tflite model (bytes or a path) on the emulated `cpu`, 1 thread, XNNPACK
     as LiteRT applies it, after one warm-up invoke: {"per_inference" (the median invoke), "invokes" (each one's
-    count), "output"}. The same model gives the same counts (to a few hundred instructions) on any x86 machine with the
-    same QEMU and LiteRT."""
+    count), "output"}."""
     if cpu not in CPUS:
         raise ValueError(f"Unknown Arm CPU {cpu!r}; known: {', '.join(CPUS)}")
-    if invokes < 1:
-        raise ValueError(f"invokes must be at least 1; got {invokes}")
+    if not 1 <= invokes <= MAX_INVOKES:
+        raise ValueError(f"invokes must be between 1 and {MAX_INVOKES}; got {invokes}")
     emu = emulator(root)
-    _io.write_atomic(emu.path("runner.py"), RUNNER)
     with tempfile.TemporaryDirectory(prefix="arm_cpu_") as workdir:
         path = model if isinstance(model, (str, os.PathLike)) else _write(os.path.join(workdir, "model.tflite"),
                                                                           bytes(model))
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No such model file: {path}")
+        _write(os.path.join(workdir, "runner.py"), RUNNER.encode())
         cpuinfo = _write(os.path.join(workdir, "cpuinfo"), cpuinfo_text(cpu).encode())
         log_path = os.path.join(workdir, "marks.log")
-        env = {**os.environ, "PYTHONPATH": emu.path("site"), "PYTHONHASHSEED": "0"}
-        done = subprocess.run(command(emu, cpu, os.path.abspath(path), invokes, cpuinfo, log_path),
-                              capture_output=True, text=True, env=env, timeout=timeout)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise EmulationError(f"the emulated {cpu} run of {os.path.basename(str(path))} failed "
-                                 f"(exit {done.returncode}): {last}")
+        done = _run(command(emu, cpu, os.path.abspath(path), invokes, cpuinfo, log_path), emu, cpu, path, timeout)
+        if not os.path.exists(log_path):
+            raise EmulationError(f"the emulated {cpu} run of {os.path.basename(str(path))} wrote no instruction "
+                                 f"counts: is libmarks.so built from tools/arm_marks.c?")
         with open(log_path) as f:
             marks = parse_marks(f.read())
     if len(marks) != 2 * invokes:
         raise EmulationError(f"the instruction-count plugin logged {len(marks)} marks for {invokes} invokes")
     each = [marks[2 * i + 1] - marks[2 * i] for i in range(invokes)]
-    return {"per_inference": int(np.median(each)), "invokes": each, "output": done.stdout.strip()}
+    return {"per_inference": sorted(each)[(invokes - 1) // 2], "invokes": each, "output": done.stdout.strip()}
+
+
+def _run(argv, emu, cpu, path, timeout):
+    # A clean environment: nothing of the host's (LD_PRELOAD, PYTHONHOME…) reaches QEMU or the guest, and NumPy's
+    # OpenBLAS starts no worker threads, which would add to the plugin's one counter.
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": emu.path("site"), "PYTHONHASHSEED": "0",
+           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "LANG": "C.UTF-8"}
+    name = os.path.basename(str(path))
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise EmulationError(f"the emulated {cpu} run of {name} took over {timeout} s") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise EmulationError(f"the emulated {cpu} run of {name} failed (exit {done.returncode}): {last}")
+    return done
+
+
+def best_format(counts: dict) -> tuple:
+    """(format, instructions) of the format with the fewest instructions, from {format: {"per_inference": n}}."""
+    fmt = min(counts, key=lambda f: counts[f]["per_inference"])
+    return fmt, counts[fmt]["per_inference"]
 
 
 def _write(path, data: bytes) -> str:

@@ -125,9 +125,9 @@ def _stage_macs(model, names) -> list:
 
 def instruction_profiles(model, cpus=("cortex-a72",), calibration_images: int = 8, float32: bool = False) -> list:
     """Where an Arm core's work goes: the same truncated models, converted once and counted on each emulated core
-    of `cpus` (`arm_cpu.count_instructions`: repeatable, so a stage, the difference of two counts, carries next to no
-    noise),
-    with each stage's MACs per instruction; with `float32`, each stage's float32 count too. One profile per core."""
+    of `cpus` (`arm_cpu.count_instructions`: repeatable, so a stage, the difference of two counts, carries next to
+    no noise), with each stage's MACs per instruction; with `float32`, each stage's float32 count too. One profile
+    per core."""
     size = tuple(int(d) for d in model.inputs[0].shape[1:3])
     cuts = stage_cuts(model)
     blobs = _blobs(model, cuts, data.calibration_images(None, size, calibration_images), float32)

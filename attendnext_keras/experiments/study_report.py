@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from attendnext_keras import _io
+from attendnext_keras.deploy import arm_cpu
 from attendnext_keras.experiments import ablations, stats
 from attendnext_keras.experiments.reports import (FAMILY_COLOURS, figure, fmt_count, fmt_ms, fmt_pct,
                                                   log_latency_axis, save_figure, table)
@@ -100,16 +101,21 @@ def latency_words(statistic) -> str:
     return "median" if statistic == "median" else f"{statistic} (the {LATENCY_PERCENTILES[statistic]}th percentile)"
 
 
-def _optional_result(path, setting, what, tables):
-    """The JSON result at `path` (a study setting), or None when the setting is empty or the file missing: a path
-    that is set but missing is a warning, not an error, and the report still writes, without `tables`."""
+def _optional_result(path, setting, what, tables, key):
+    """The JSON result at `path` (a study setting), or None when the setting is empty, the file missing or not `what`
+    (no `key`): a warning, not an error, and the report still writes, without `tables`."""
     if not path:
         return None
     if not os.path.exists(path):
         logger.warning("study.%s: '%s' does not exist (paths are relative to the current folder); the report leaves "
                        "out the %s", setting, path, tables)
         return None
-    return _io.read_json(path, what)
+    result = _io.read_json(path, what)
+    if not isinstance(result, dict) or key not in result:
+        logger.warning("study.%s: '%s' is not a %s (no \"%s\"); the report leaves out the %s", setting, path, what,
+                       key, tables)
+        return None
+    return result
 
 
 def load_npu_estimates(path) -> dict:
@@ -117,7 +123,7 @@ def load_npu_estimates(path) -> dict:
     model and accelerator the fastest run that Vela put wholly on the NPU (a CPU op is counted by Vela, not timed, so
     a run with one would look faster than it is; for AttendNeXt that is the NPU's own lowering). A model with CPU
     fallbacks only is left out."""
-    result = _optional_result(path, "npu_estimates", "Vela result", "Ethos-U tables")
+    result = _optional_result(path, "npu_estimates", "bench_vela.py result", "Ethos-U tables", "runs")
     out = {}
     for run in (result or {}).get("runs", ()):
         for accelerator, estimate in run["vela"].items():
@@ -130,12 +136,12 @@ def load_npu_estimates(path) -> dict:
 def load_arm_counts(path) -> dict:
     """{model: {"input_size", cpu: million instructions per inference}} from a `benchmarks/bench_arm_cpu.py` result,
     each model's best format per core (the one with fewer instructions)."""
-    result = _optional_result(path, "arm_counts", "Arm CPU result", "Arm instruction-count tables")
+    result = _optional_result(path, "arm_counts", "bench_arm_cpu.py result", "Arm instruction-count tables", "rows")
     out = {}
     for row in (result or {}).get("rows", ()):
         out[row["model"]] = {"input_size": row["input_size"]}
         for cpu, formats in row["counts"].items():
-            out[row["model"]][cpu] = min(f["per_inference"] for f in formats.values()) / 1e6
+            out[row["model"]][cpu] = arm_cpu.best_format(formats)[1] / 1e6
     return out
 
 
@@ -395,7 +401,7 @@ def _listed(front, config):
 
 
 def _goals_section(front, latency, config, npu=None, arm=None) -> list:
-    rows = goal_rows(front, latency, config, npu, arm) if front and latency else []
+    rows = goal_rows(front, latency, config, npu, arm) if front and (latency or npu or arm) else []
     if not rows:
         return []
     return ["## Goals", "",
