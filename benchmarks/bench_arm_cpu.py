@@ -32,8 +32,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-FORMATS = {"float32": "float32", "int8": "int8-ptq"}
-"""Report name → `conversion.to_tflite` mode."""
 CALIBRATION_IMAGES = 32
 REFERENCE = "mobilenet_v3_large"
 
@@ -42,9 +40,10 @@ def measure(name, cpus, invokes) -> dict:
     """One model's profile and, per core and format, its instructions per inference."""
     from attendnext_keras import data, profiling, registry
     from attendnext_keras.deploy import arm_cpu, conversion
+    from attendnext_keras.experiments.benchmark import FORMATS, build_model, model_input_size
 
-    size = registry.model_info(name).benchmark_size or 224
-    model = registry.create_model(name, input_size=size, classes=1000)
+    size = model_input_size(name)
+    model = build_model(name, size)
     prof = profiling.profile(model)
     images = data.calibration_images(None, size, CALIBRATION_IMAGES)
     blobs = conversion.to_tflite_formats(model, list(FORMATS.values()), representative_data=[images],
@@ -61,10 +60,8 @@ def measure(name, cpus, invokes) -> dict:
     return row
 
 
-def qemu_version() -> str:
-    from attendnext_keras.deploy import arm_cpu
-
-    first = subprocess.run([arm_cpu.emulator().qemu, "--version"], capture_output=True, text=True).stdout
+def qemu_version(emu) -> str:
+    first = subprocess.run([emu.qemu, "--version"], capture_output=True, text=True).stdout
     return first.splitlines()[0].replace("qemu-aarch64 version ", "") if first else "unknown"
 
 
@@ -95,10 +92,10 @@ def main(argv=None):
     if args.markdown_only:
         result = _io.read_json(out / "arm_cpu.json", "Arm CPU result")
     else:
-        _check(args, parser, out)
+        emu = _check(args, parser, out)
         command = provenance.command_line(["benchmarks/bench_arm_cpu.py", *(sys.argv[1:] if argv is None else argv)])
         info = provenance.machine_info(command)
-        info["versions"]["qemu-user"] = qemu_version()
+        info["versions"]["qemu-user"] = qemu_version(emu)
         try:
             if args.profile:
                 return write_profiles(args.profile, args.cpus, info, out)
@@ -116,7 +113,8 @@ def main(argv=None):
 
 
 def _check(args, parser, out):
-    """Every argument, the emulation and the output folder, before minutes of conversions: one line each."""
+    """Every argument, the emulation (returned) and the output folder, before minutes of conversions: one line
+    each."""
     from attendnext_keras import _io, registry
     from attendnext_keras.deploy import arm_cpu
 
@@ -130,21 +128,22 @@ def _check(args, parser, out):
             if args.profile and registry.model_info(name).family != "attendnext":
                 parser.error(f"--profile takes AttendNeXt models (their stages are named); {name} is not one")
             registry.model_info(name)
-        arm_cpu.emulator()
+        emu = arm_cpu.emulator()
         _io.check_writable(out / ("arm_cpu_profile.json" if args.profile else "arm_cpu.json"))
     except (ValueError, arm_cpu.EmulationError, OSError) as error:
         parser.error(str(error).splitlines()[0])
+    return emu
 
 
 def write_profiles(names, cpus, info, out):
     """Stage-by-stage instructions of each AttendNeXt model on each core, int8 and float32 → arm_cpu_profile.*"""
-    from attendnext_keras import _io, registry
+    from attendnext_keras import _io
     from attendnext_keras.deploy.latency_profile import instruction_profiles
+    from attendnext_keras.experiments.benchmark import build_model, model_input_size
 
     profiles = []
     for name in names:
-        size = registry.model_info(name).benchmark_size or 224
-        model = registry.create_model(name, input_size=size, classes=1000)
+        model = build_model(name, model_input_size(name))
         for profile in instruction_profiles(model, cpus=cpus, float32=True):
             profiles.append(profile)
             print(f"{name} {profile['cpu']}: {profile['total_m_instructions']:.2f} M instructions", file=sys.stderr)

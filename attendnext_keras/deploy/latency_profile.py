@@ -133,10 +133,10 @@ def instruction_profiles(model, cpus=("cortex-a72",), calibration_images: int = 
     blobs = _blobs(model, cuts, data.calibration_images(None, size, calibration_images), float32)
     names = [g for g, _ in cuts] + ["head"]
     macs = _stage_macs(model, names)
-    return [_counted_profile(model, size, cpu, blobs, names, macs, float32) for cpu in cpus]
+    return [_counted_profile(model.name, size, cpu, blobs, names, macs, float32) for cpu in cpus]
 
 
-def _counted_profile(model, size, cpu, blobs, names, stage_macs, float32) -> dict:
+def _counted_profile(model_name, size, cpu, blobs, names, stage_macs, float32) -> dict:
     counts = {key: arm_cpu.count_instructions(blob, cpu=cpu, invokes=1)["per_inference"] / 1e6
               for key, blob in blobs.items()}
     float_counts = _differences(counts, names, "float32:") if float32 else [None] * len(names)
@@ -147,7 +147,7 @@ def _counted_profile(model, size, cpu, blobs, names, stage_macs, float32) -> dic
         if float32:
             stage |= {"float32_m_instructions": fn, "int8_vs_float32": n / fn if fn > 0 else None}
         stages.append(stage)
-    return {"model": model.name, "input_size": list(size), "cpu": cpu, "stages": stages,
+    return {"model": model_name, "input_size": list(size), "cpu": cpu, "stages": stages,
             "total_m_instructions": counts["whole"], "float32_total_m_instructions": counts.get("float32:whole")}
 
 
