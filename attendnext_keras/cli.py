@@ -381,7 +381,9 @@ def add_export_parser(sub):
     p = sub.add_parser("export", help="Convert a model to .tflite plus metadata JSON, with a conversion report.")
     p.add_argument("--model", required=True, help="Model file: .keras (float) or .h5 (QAT, for --mode int8).")
     p.add_argument("--mode", default="int8", choices=configs.MODES,
-                   help="int8 needs a QAT model; int8-ptq calibrates a float model on --data (default: int8).")
+                   help="int8 needs a QAT model; int8-ptq calibrates a float model on --data; int8-ptq-float-stem "
+                        "also keeps the input scaling and first convolution in float32 (faster on Arm cores "
+                        "without dot products, e.g. Cortex-A72/A53) (default: int8).")
     p.add_argument("--out", required=True, help="Output .tflite path (the metadata .json goes beside it).")
     _config_arg(p)
     _data_args(p, split="train", required_for="none; int8-ptq needs it")
@@ -422,9 +424,9 @@ def cmd_export(args):
     target = _export_target(args)
     model = _load_classifier(args.model)
     representative = None
-    if args.mode == "int8-ptq":
+    if args.mode in configs.CALIBRATED_MODES:
         if not args.data:
-            raise ValueError("--mode int8-ptq calibrates on real images: give --data (an image folder, 'default' "
+            raise ValueError(f"--mode {args.mode} calibrates on real images: give --data (an image folder, 'default' "
                              "or tfds:NAME).")
         source = data.load_source(args.data, args.split, args.data_dir, args.manual_dir)
         representative = data.calibration_images(source, _model_size(model), count=cfg.calibration_images)

@@ -293,16 +293,19 @@ class QATConfig(TrainConfig):
     mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "float32"
 
 
-MODES = ("float32", "float16", "dynamic", "int8", "int8-ptq")
+MODES = ("float32", "float16", "dynamic", "int8", "int8-ptq", "int8-ptq-float-stem")
+"""TFLite conversion modes (`deploy.conversion`)."""
+CALIBRATED_MODES = ("int8-ptq", "int8-ptq-float-stem")
+"""Modes that calibrate activation ranges on representative images."""
 
 
 @dataclasses.dataclass
 class ExportConfig(_Config):
     """TFLite conversion: which formats, int8 I/O, calibration for post-training quantization, strictness."""
 
-    modes: tuple[Literal["float32", "float16", "dynamic", "int8", "int8-ptq"], ...] = ("float32", "int8")
+    modes: tuple[Literal["float32", "float16", "dynamic", "int8", "int8-ptq", "int8-ptq-float-stem"], ...] = ("float32", "int8")
     int8_io: bool = True  # int8 input/output tensors for int8 models (what microcontrollers want)
-    calibration_images: int = 200  # images for int8-ptq calibration
+    calibration_images: int = 200  # images for int8-ptq(-float-stem) calibration
     strict: bool = False  # refuse (write nothing) when the report finds float ops, several partitions, TFLM gaps
     target: Optional[str] = None  # None/"xnnpack": LiteRT's CPU; "ethos-u55-128" etc.: Vela's NPU file (int8 modes)
     embed_metadata: bool = True  # the standard TFLite metadata and labels.txt inside the .tflite

@@ -28,7 +28,8 @@ from attendnext_keras.training import evaluate, train
 logger = logging.getLogger(__name__)
 
 FORMAT_LABELS = {"float32": "TFLite float32", "float16": "TFLite float16", "dynamic": "TFLite dynamic-range",
-                 "int8": "TFLite int8 (QAT)", "int8-ptq": "TFLite int8 (PTQ)"}
+                 "int8": "TFLite int8 (QAT)", "int8-ptq": "TFLite int8 (PTQ)",
+                 "int8-ptq-float-stem": "TFLite int8 (PTQ, float32 stem)"}
 
 
 @dataclasses.dataclass
@@ -133,7 +134,7 @@ def _export(state: _Run, verbose):
     for mode in cfg.modes:
         model = state.models["qat" if mode == "int8" else "float"]  # RunConfig checked that the step ran
         calibration = (data.calibration_images(state.train_source, state.size, count=min(
-            cfg.calibration_images, state.train_source.num_examples)) if mode == "int8-ptq" else None)
+            cfg.calibration_images, state.train_source.num_examples)) if mode in conversion.CALIBRATED_MODES else None)
         result = export(model, state.path(f"model_{mode.replace('-', '_')}.tflite"), mode,
                         representative_data=calibration, class_names=state.class_names, int8_io=cfg.int8_io,
                         strict=cfg.strict, check_micro="micro" in state.config.steps and mode.startswith("int8"))

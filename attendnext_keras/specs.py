@@ -427,15 +427,18 @@ def _ir(filters, expansion=4.0):
 # the study reports on that shared CPU (2.58×, 2.14×, 2.33× by the median;
 # benchmarks/results/study/latency_stability.md); with `tiny` added, 3.05× and 3.20× (13:11, archived, and 13:31,
 # benchmarks/results/study/latency.md), a verdict that rests on accuracies inside the proxy's noise (see `tiny`). On
-# both CPUs it lies above the MobileNetV2 front everywhere both have a model. The ms below are from the VNNI run unless
-# they say otherwise ("AVX2 run": 2026-12-02).
+# both CPUs it lies above the MobileNetV2 front everywhere both have a model. On a 2-core Intel Xeon with AVX512-VNNI
+# (2026-12-03 18:50, archived, and 19:03, benchmarks/results/study/latency.md, the first run that also times int8 with
+# a float32 stem) 3.57× and 4.69× (3.89× in the 19:03 run without the float32 stem). The ms below are from the AMD
+# VNNI run unless they say otherwise ("AVX2 run": 2026-12-02; "Intel VNNI": 2026-12-03 19:03, 10th percentile).
 #
 # `base`, paper scale (the study's `large` until 2026-12-02). At 224 px with 1000 classes (`attendnext profile --arch
 # attendnext_base`): 3.26 M parameters (MobileNetV3-Large 5.4 M; paper: ≤ 4.0 M) and 204 M MACs. Where they go:
 # stem 0.5 k / 5.4 M MACs, stage 1 (56×56) 4.4 k / 4.2 M, stage 2 (28×28) 41 k / 26.3 M, stage 3 (14×14) 471 k /
 # 84.9 M, stage 4 (7×7) 1.71 M / 82.5 M, head 1.03 M / 1.0 M: 68 % of the parameters and 83 % of the MACs in the
 # 14×14 and 7×7 stages, 69 % of the parameters in the backbone. int8 runs at 0.43× its float32 latency with VNNI
-# (1.15 vs 2.67 ms, 1 thread, benchmarks/results/study/archive/) and 0.95× with AVX2 only (7.62 vs 8.01 ms,
+# (1.15 vs 2.67 ms, 1 thread, benchmarks/results/study/archive/; Intel VNNI by the median 0.60×, and 0.52× with the
+# float32 stem of int8-ptq-float-stem: 1.93 vs 3.71 ms) and 0.95× with AVX2 only (7.62 vs 8.01 ms,
 # benchmarks/results/latency_profile_avx2.md says why); with VNNI its 14×14 and 7×7 stages take 66 % of the int8
 # time at 42 % and 73 % of this CPU's peak int8 MAC rate (benchmarks/results/latency_profile.md, 2026-12-02).
 # Proxy accuracy 83.0 % ± 0.4 against MobileNetV3-Large's 82.2 % ± 0.8 (a tie: paired bootstrap 95 % [−1.6, +3.3]
@@ -467,8 +470,8 @@ BASE = ModelSpec(
 # 0.8), trained 2026-12-02 20:47–21:43 under the study's protocol (benchmarks/results/study/study.md). Its latency
 # comes from the study's second latency run (2026-12-02 21:51, a 2-core AMD EPYC family 25 model 1 with AVX2 only, no
 # VNNI): 6.29 ms int8 against base's 7.62 and base_v0's 4.26, on the front between them; ≥ 1.56× faster than the
-# MobileNetV3 front at its accuracy there, and on Ethos-U55-128 (Vela) 11.11 ms, ≥ 1.87× faster than it. It has not
-# been timed on the VNNI machine of the study's first latency run.
+# MobileNetV3 front at its accuracy there, and on Ethos-U55-128 (Vela) 11.11 ms, ≥ 1.87× faster than it. Intel VNNI:
+# 1.38 ms (int8, float32 stem) against base's 1.81 and MobileNetV3-Large's 4.90.
 # The first `medium` (base's layout narrower: 2.06 M parameters, 122 M MACs; 80.7 % ± 1.6 at 0.86 ms on the family-26
 # EPYC) was just off the front: narrowing the 14×14 and 7×7 stages lost more accuracy than it saved time.
 MEDIUM = BASE.replace(
@@ -514,13 +517,14 @@ SMALL = BASE.replace(
 # statistic since 2026-12-03 09:31, it ties `small` in time (speed-ups over MobileNetV3-Large 4.16 / 3.75 / 3.52 against
 # 3.93 / 3.71 / 3.54 in three runs, benchmarks/results/study/latency_stability.md): as fast, 1.5 points more accurate,
 # it dominates `base_v0` and `small_v0` there (`small` stays as the spec the ablations change) and is 3.10× faster than
-# the MobileNetV3 front at its accuracy (09:31). Not timed on a VNNI CPU yet. A heavier sibling trained in the same run
-# (stage 3 at width 80 with a third inverted residual: 1.42 M parameters, 80 M MACs, 2.83 ms at 09:31) reached 81.6 % ±
-# 0.4, no more accurate, so it was not registered (benchmarks/results/study/specs/small_plus_candidate.json). Nor were
-# two siblings with a heavier 7×7 stage (2026-12-03 morning; +17–22 M MACs, as `base` and `medium` hold their parameters
-# there): two inverted residuals at width 224 reached 81.3 % ± 1.6 at 2.63 ms, three at width 192 80.7 % ± 0.8 at 2.82
-# ms (09:31) (specs/small_v2_{wide,deep}_candidate.json): layouts of ≤ 80 M MACs have all landed at 80.3–81.8 % on this
-# proxy (and `tiny`, 38.5 M, at 82.0 %).
+# the MobileNetV3 front at its accuracy (09:31). Intel VNNI: 0.92 ms (int8, float32 stem) against `small`'s 1.02. A
+# heavier sibling trained in the same run (stage 3 at width 80 with a third inverted residual: 1.42 M parameters, 80 M
+# MACs, 2.83 ms at 09:31) reached 81.6 % ± 0.4, no more accurate, so it was not registered
+# (benchmarks/results/study/specs/small_plus_candidate.json). Nor were two siblings with a heavier 7×7 stage (2026-12-03
+# morning; +17–22 M MACs, as `base` and `medium` hold their parameters there): two inverted residuals at width 224
+# reached 81.3 % ± 1.6 at 2.63 ms, three at width 192 80.7 % ± 0.8 at 2.82 ms (09:31)
+# (specs/small_v2_{wide,deep}_candidate.json): layouts of ≤ 80 M MACs have all landed at 80.3–81.8 % on this proxy (and
+# `tiny`, 38.5 M, at 82.0 %).
 SMALL_V2 = SMALL.replace(
     name="small_v2",
     description="small without DC-AC at 56×56: 1.2 M parameters, 54 M MACs at 224 px; as fast as small on CPUs "
@@ -541,11 +545,12 @@ SMALL_V2 = SMALL.replace(
 # CPU (two runs, 2026-12-03 13:11 and 13:31, 10th percentile, float32, 1 thread) 1.67 and 1.49 ms against `small_v2`'s
 # 2.11 and 1.95 and MobileNetV3-Small's 2.66 and 2.69: with it the AttendNeXt front (between `tiny` and `medium`)
 # reaches MobileNetV3-Large's accuracy 3.05× and 3.20× faster than it, and MobileNetV3-Small's ≥ 1.59× and ≥ 1.81×. The
-# most shift-consistent model of the study (0.947). Ethos-U55-128 (Vela): 5.28 ms against `small_v2`'s 6.13. Not timed
-# on a VNNI CPU. On an emulated Cortex-A72 (the paper's CPU; instructions, not time: benchmarks/results/arm_cpu.md and
-# arm_cpu_profile.md) 22.19 M instructions against MobileNetV3-Large's 87.04 M, of which the int8 stem (3 → 16
-# channels, 3×3 stride 2, 14 % of the MACs) takes 6.82 M, 31 %, at 0.79 MACs per instruction: XNNPACK runs that layer
-# far better in float32 (3.95 M) or with SDOT (A76: 1.85 M). The stem is where the A72 count says the next gain is.
+# most shift-consistent model of the study (0.947). Ethos-U55-128 (Vela): 5.28 ms against `small_v2`'s 6.13. Intel VNNI:
+# 0.87 ms in int8 with the float32 stem (0.97 in float32 at 18:50, before that format), the fastest AttendNeXt at 224 px
+# there too. On an emulated Cortex-A72 (the paper's CPU; instructions, not time: benchmarks/results/arm_cpu.md and
+# arm_cpu_profile.md) 22.19 M instructions against MobileNetV3-Large's 87.04 M, of which the int8 stem (3 → 16 channels,
+# 3×3 stride 2, 14 % of the MACs) takes 6.82 M, 31 %, at 0.79 MACs per instruction: XNNPACK runs that layer far better
+# in float32 (3.95 M) or with SDOT (A76: 1.85 M). The stem is where the A72 count says the next gain is.
 TINY = SMALL_V2.replace(
     name="tiny",
     width=0.75,

@@ -8,7 +8,8 @@ timed runs, best format per model).
 Nothing is timed: every latency stage keeps its samples (`latency.json`), so any statistic can be computed again from
 runs already committed. Runs are grouped by CPU (model name, family, model number, SIMD flags); within a group, each
 model's speed-up over the reference (reference latency ÷ model latency, the quantity the study's goals are made of)
-is listed run by run with its spread: largest ÷ smallest − 1. Then the study's CPU goals (`study_report.goal_rows`,
+is listed run by run with its spread: largest ÷ smallest − 1, each model in its best format among the formats every
+run of the group timed (`common_formats`). Then the study's CPU goals (`study_report.goal_rows`,
 the study's front from its `results.json`) are given again for every run and statistic, so that one run's verdict can
 be read against the others'. Writes results/study/latency_stability.{json,md} with command, date and machine.
 """
@@ -65,6 +66,30 @@ def speedups(runs, reference, statistic, threads) -> dict:
         f"{reference} (ms)": [t[reference][threads] for t in tables]}
 
 
+def common_formats(runs) -> list:
+    """The runs with only the formats all of them timed (a run with int8-float-stem against runs without it): a
+    format added between runs would otherwise move the best-format speed-ups, which is not run-to-run noise."""
+    shared = set.intersection(*(set(_formats(result)) for _, result in runs))
+    out = []
+    for label, result in runs:
+        models = {}
+        for name, row in result["models"].items():
+            formats = {fmt: v for fmt, v in row["formats"].items() if fmt in shared}
+            best = {t: min(({"format": fmt, "median": v["latency_ms"][t]["median"]} for fmt, v in formats.items()),
+                           key=lambda b: b["median"]) for t in row["best"]}
+            models[name] = dict(row, formats=formats, best=best)
+        settings = result.get("settings", {})
+        formats = {fmt: mode for fmt, mode in _formats(result).items() if fmt in shared}
+        out.append((label, dict(result, models=models, settings=dict(settings, formats=formats))))
+    return out
+
+
+def _formats(result) -> dict:
+    """{format: mode} the run timed (its settings; the first model's formats in results without them)."""
+    return result.get("settings", {}).get("formats") or {
+        fmt: row.get("mode", fmt) for fmt, row in next(iter(result["models"].values()))["formats"].items()}
+
+
 def spread(values) -> float:
     values = [v for v in values if v is not None]
     return max(values) / min(values) - 1
@@ -78,6 +103,7 @@ def measure(groups, reference, threads) -> list:
         runs = [run for run in runs if reference in run[1]["models"]]
         if len(runs) < 2:
             continue
+        runs = common_formats(runs)
         for statistic in LATENCY_PERCENTILES:
             rows = speedups(runs, reference, statistic, threads)
             if len(rows) < 2:  # the reference alone, or not even it
@@ -98,13 +124,19 @@ def goals_by_run(groups, config) -> list:
     front = report.aggregate(report.current_runs(results, "front"))
     rows = []
     for cpu, runs in groups.items():
-        for label, result in runs:
+        # A run with more formats than the others is also given in the formats all of them timed: the difference
+        # is what its extra format bought, in the same run.
+        variants = [(run, None) for run in runs] + [
+            (restricted, "+".join(_formats(restricted[1]))) for run, restricted in zip(runs, common_formats(runs))
+            if len(runs) > 1 and set(_formats(run[1])) != set(_formats(restricted[1]))]
+        for (label, result), only in sorted(variants, key=lambda v: (v[0][0], v[1] or "")):
             for statistic in report.LATENCY_PERCENTILES:
                 latency = report.latency_table(result, statistic)
                 for threads, on in report.CPU_THREADS:
                     timed = {m: row for m, row in latency.items() if threads in row}
                     for goal, _, measured, _, verdict in report.speed_goal_rows(front, timed, config, threads, on):
-                        rows.append([cpu, label, statistic, on, goal.split("'s accuracy")[0], measured, verdict])
+                        rows.append([cpu, label, only or "all", statistic, on, goal.split("'s accuracy")[0], measured,
+                                     verdict])
     return rows
 
 
@@ -128,8 +160,11 @@ def markdown(groups_measured, reference, machine, command, goals) -> str:
         lines.append("")
     lines += ["## The study's speed goals, run by run", "",
               "Each latency run with the study's front (mean test top-1 over seeds, `results.json`); the goal is "
-              "≥ 3× at MobileNetV3-Large's accuracy and ≥ 1.2× at MobileNetV3-Small's.", "",
-              "| CPU | run | statistic | threads | goal | measured | verdict |", "|---|---|---|---|---|---|---|"]
+              "≥ 3× at MobileNetV3-Large's accuracy and ≥ 1.2× at MobileNetV3-Small's. Formats: each model's best of "
+              "all the run timed, and, for a run that timed more formats than the other runs on its CPU, again in "
+              "the formats they share.", "",
+              "| CPU | run | formats | statistic | threads | goal | measured | verdict |",
+              "|---|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in goals]
     return "\n".join(lines) + "\n"
 

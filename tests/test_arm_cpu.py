@@ -164,15 +164,21 @@ def test_bench_without_the_set_up_stops_with_one_line_before_converting(tmp_path
 
 
 def test_bench_report_takes_each_models_best_format_and_ratios_to_mobilenet_v3_large():
-    def row(model, int8, float32):
+    def row(model, int8, float32, float_stem=None):
+        counts = {"int8": {"per_inference": int8}, "float32": {"per_inference": float32}}
+        if float_stem:  # results written before int8-float-stem was counted lack it
+            counts["int8-float-stem"] = {"per_inference": float_stem}
         return {"model": model, "display_name": model, "input_size": 224, "params": 1e6, "macs": 100e6,
-                "counts": {"cortex-a72": {"int8": {"per_inference": int8}, "float32": {"per_inference": float32}}}}
+                "counts": {"cortex-a72": counts}}
 
     result = {"machine": {"command": "python benchmarks/bench_arm_cpu.py"}, "cpus": ["cortex-a72"], "invokes": 3,
-              "calibration_images": 32, "rows": [row("mobilenet_v3_large", 90e6, 80e6), row("ours", 20e6, 25e6)]}
-    text = _bench().markdown(result)
-    ours = next(line for line in text.splitlines() if line.startswith("| ours |"))
-    assert "| 20.00 | 25.00 | 0.80 | 5.00 | int8 | 4.00× |" in ours  # 80 M (float32, its best) ÷ 20 M
+              "calibration_images": 32, "rows": [row("mobilenet_v3_large", 90e6, 80e6), row("ours", 20e6, 25e6),
+                                                 row("stem", 30e6, 35e6, 16e6)]}
+    lines = _bench().markdown(result).splitlines()
+    ours = next(line for line in lines if line.startswith("| ours |"))
+    assert "| 20.00 | 25.00 | — | 0.80 | 5.00 | int8 | 4.00× |" in ours  # 80 M (float32, its best) ÷ 20 M
+    stem = next(line for line in lines if line.startswith("| stem |"))
+    assert "| 30.00 | 35.00 | 16.00 | 0.86 | 3.33 | int8-float-stem | 5.00× |" in stem
 
 
 def test_cli_profile_without_the_set_up_is_one_line(tiny_spec_file, tmp_path, monkeypatch, capsys):

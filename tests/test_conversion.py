@@ -96,6 +96,57 @@ def test_report_names_ops_that_leave_xnnpack():
     assert report["ops_outside"] == ["HARD_SWISH"] and report["partitions"] == 2
 
 
+def _dequantized_outputs(blob, images):
+    interpreter = load_interpreter(blob)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    results = []
+    for image in images:
+        interpreter.set_tensor(inp["index"], quantize_input(image[None], inp))
+        interpreter.invoke()
+        scale, zero_point = out["quantization"]
+        results.append((interpreter.get_tensor(out["index"]).astype(np.float32) - zero_point) * scale)
+    return np.concatenate(results)
+
+
+def test_float_stem_leaves_the_first_convolution_in_float32_in_one_partition(micro_model, calibration, micro_int8):
+    """int8-ptq-float-stem: int8 input → DEQUANTIZE → float32 input scaling and stem → QUANTIZE → the int8 rest, all
+    in one XNNPACK partition, with the int8 model's accuracy against the float model."""
+    from attendnext_keras.deploy.litert import graph_ops
+
+    blob = to_tflite(micro_model, "int8-ptq-float-stem", representative_data=[calibration])
+    ops = [op["op"] for op in graph_ops(blob)]
+    assert ops[:5] == ["DEQUANTIZE", "MUL", "ADD", "CONV_2D", "QUANTIZE"]
+    assert ops.count("QUANTIZE") == 1 and ops.count("DEQUANTIZE") == 1  # int8 from the stem's output on
+    assert ops[5:] == [op["op"] for op in graph_ops(micro_int8)][3:]
+    report = delegation_report(blob)
+    assert report["partitions"] == 1 and report["ops_outside"] == []
+    interpreter = load_interpreter(blob, xnnpack=False)
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    expected = np.asarray(micro_model(calibration))
+    error = np.abs(_dequantized_outputs(blob, calibration) - expected).mean()
+    int8_error = np.abs(_dequantized_outputs(micro_int8, calibration) - expected).mean()
+    assert error <= 0.1 * np.abs(expected).mean() and error <= 1.5 * int8_error, (error, int8_error)
+
+
+def test_float_stem_with_float_io_and_without_a_convolution():
+    import keras
+
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, strides=2)(inp)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    data = [np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3))]
+    blob = to_tflite(model, "int8-ptq-float-stem", representative_data=data, int8_io=False)
+    interpreter = load_interpreter(blob, xnnpack=False)
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
+    dense_only = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(inp)))
+    with pytest.raises(ValueError, match="no CONV_2D"):
+        to_tflite(dense_only, "int8-ptq-float-stem", representative_data=data)
+    with pytest.raises(ValueError, match="representative_data"):
+        to_tflite(model, "int8-ptq-float-stem")
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Bad input
 

@@ -435,3 +435,26 @@ def test_shift_consistency_differences_are_paired_by_seed():
     assert study_report.shift_difference(steady, default) == "-0.010 ± 0.000 (tie)"
     assert study_report.shift_difference({"shift_by_seed": {1: 0.99}}, default) == "+0.070 ± 0.000 (tie)"  # one seed
     assert study_report.shift_difference(default, default) == "—"
+
+
+def test_latency_stability_compares_runs_in_the_formats_all_of_them_timed():
+    """A format added between two runs (int8-float-stem) is left out of the comparison: the best format of each run
+    is taken among float32 and int8 only, so the speed-ups move by run-to-run noise alone."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("latency_stability", REPO / "benchmarks" / "latency_stability.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def run(**medians):
+        formats = {fmt: {"latency_ms": {"1": {"median": ms}}} for fmt, ms in medians.items()}
+        best = min(medians, key=medians.get)
+        return {"settings": {"formats": {fmt: fmt for fmt in medians}},
+                "models": {"m": {"formats": formats, "best": {"1": {"format": best, "median": medians[best]}}}}}
+
+    old, new = run(float32=2.0, int8=3.0), run(float32=2.2, int8=3.0, **{"int8-float-stem": 1.0})
+    (_, a), (_, b) = module.common_formats([("a", old), ("b", new)])
+    assert a["models"]["m"]["best"]["1"] == {"format": "float32", "median": 2.0}
+    assert b["models"]["m"]["best"]["1"] == {"format": "float32", "median": 2.2}
+    assert set(b["models"]["m"]["formats"]) == {"float32", "int8"}
+    assert new["models"]["m"]["best"]["1"]["format"] == "int8-float-stem"  # the run itself is left as it was

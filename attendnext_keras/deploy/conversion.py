@@ -1,8 +1,11 @@
 """Keras model → TFLite flatbuffer.
 
 Modes: "float32", "float16", "dynamic" (int8 weights, float activations), "int8" (from a QAT model: fake-quant
-ranges are used, no calibration) and "int8-ptq" (post-training quantization calibrated on a representative dataset).
-int8 models get int8 inputs and outputs unless `int8_io=False`.
+ranges are used, no calibration), "int8-ptq" (post-training quantization calibrated on a representative dataset) and
+"int8-ptq-float-stem" (the same, with every op up to the first convolution left in float32: for Arm cores without
+dot-product instructions, such as the Cortex-A72 and A53, where XNNPACK's int8 kernel for a 3-channel first layer
+is slower than its float32 one; `benchmarks/bench_arm_cpu.py` counts both). int8 models get int8 inputs and outputs
+unless `int8_io=False`.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from attendnext_keras import _io, _keras
-
-MODES = ("float32", "float16", "dynamic", "int8", "int8-ptq")
+from attendnext_keras.config import CALIBRATED_MODES, MODES  # one list for the CLI, configs and here
+from attendnext_keras.deploy import litert
 
 
 def _checked_calibration(data, input_shape, limit=200):
@@ -77,7 +80,8 @@ def to_tflite_formats(model, modes=("float32", "int8-ptq"), representative_data=
             module.serve = tf.function(lambda image: fixed(image, training=False), input_signature=signature)
             with _quiet_tensorflow_logger():
                 tf.saved_model.save(module, folder, signatures={"serving_default": module.serve})
-        return {mode: _convert(tf.lite.TFLiteConverter.from_saved_model(folder), mode, images[mode], int8_io)
+        return {mode: (_convert_float_stem(folder, images[mode], int8_io) if mode == "int8-ptq-float-stem" else
+                       _convert(tf.lite.TFLiteConverter.from_saved_model(folder), mode, images[mode], int8_io))
                 for mode in modes}
 
 
@@ -85,8 +89,8 @@ def _check_request(model, mode, representative_data, calibration_steps, batch_si
     """Checks a conversion request before any tracing; returns the calibration images (int8-ptq) or None."""
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
-    if mode == "int8-ptq" and representative_data is None:
-        raise ValueError("mode='int8-ptq' calibrates activation ranges and needs `representative_data`: an iterable "
+    if mode in CALIBRATED_MODES and representative_data is None:
+        raise ValueError(f"mode={mode!r} calibrates activation ranges and needs `representative_data`: an iterable "
                          "of images shaped like the model input (100–500 real images is typical).")
     if mode == "int8" and not any(type(layer).__name__.startswith("Quantize") for layer in model.layers):
         raise ValueError(f"mode='int8' converts a quantization-aware model (attendnext_keras.quantization."
@@ -99,9 +103,9 @@ def _check_request(model, mode, representative_data, calibration_steps, batch_si
     if any(d is None for d in model.inputs[0].shape[1:]):
         raise ValueError(f"Model '{model.name}' has an input of unknown size {tuple(model.inputs[0].shape)}; TFLite "
                          f"needs static shapes. Build it with a fixed `input_shape`, e.g. (224, 224, 3).")
-    if mode in ("int8", "int8-ptq"):
+    if mode == "int8" or mode in CALIBRATED_MODES:
         _check_no_recurrent_layers(model)
-    if mode == "int8-ptq":
+    if mode in CALIBRATED_MODES:
         return _checked_calibration(representative_data, model.inputs[0].shape, calibration_steps)
     return None
 
@@ -127,8 +131,9 @@ def _convert(converter, mode, images, int8_io):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if mode == "int8-ptq":
+    if mode in CALIBRATED_MODES:
         converter.representative_dataset = lambda: ([image[None]] for image in images)
+    if mode == "int8-ptq":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if mode in ("int8", "int8-ptq") and int8_io:
         converter.inference_input_type = tf.int8
@@ -138,6 +143,39 @@ def _convert(converter, mode, images, int8_io):
     # The calibrator prints "fully_quantize: 0, inference_type: 6, ..." on descriptor 2 from C++.
     with contextlib.redirect_stdout(io.StringIO()), _quiet_tensorflow_logger(), _io.native_stderr_captured():
         return converter.convert()
+
+
+def _convert_float_stem(folder, images, int8_io):
+    """int8 post-training quantization of the SavedModel in `folder` with the ops up to and including the first
+    CONV_2D (input scaling and stem) left in float32, through TensorFlow's selective quantization
+    (`QuantizationDebugger` with denylisted nodes: their output tensors, named as in the calibrated model).
+
+    With int8 I/O the graph starts DEQUANTIZE → float stem → QUANTIZE; XNNPACK runs it all in one partition.
+    """
+    # The float32 conversion of the same SavedModel names its tensors as the calibrated model does.
+    stem = _ops_through_first_conv(_convert(tf.lite.TFLiteConverter.from_saved_model(folder), "float32", None, False))
+    converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([image[None]] for image in images)
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=stem, fully_quantize=bool(int8_io))
+    debugger = _quiet_call(tf.lite.experimental.QuantizationDebugger, converter=converter,
+                           debug_dataset=lambda: ([image[None]] for image in images[:1]), debug_options=options)
+    return _quiet_call(debugger.get_nondebug_quantized_model)
+
+
+def _ops_through_first_conv(model_content) -> list:
+    """Output tensor names of the ops up to and including the first CONV_2D (the denylist of the float stem)."""
+    names = []
+    for op in litert.graph_ops(model_content):
+        names.extend(op["outputs"])
+        if op["op"] == "CONV_2D":
+            return names
+    raise ValueError("mode='int8-ptq-float-stem' keeps the first convolution in float32; the model has no CONV_2D.")
+
+
+def _quiet_call(function, *args, **kwargs):
+    with contextlib.redirect_stdout(io.StringIO()), _quiet_tensorflow_logger(), _io.native_stderr_captured():
+        return function(*args, **kwargs)
 
 
 @contextlib.contextmanager

@@ -52,7 +52,8 @@ def export(model, path, mode="int8", representative_data=None, class_names=None,
 
     Args:
         model: a Keras 3 float model, or a QAT tf-keras model for mode="int8".
-        mode: one of "float32", "float16", "dynamic", "int8" (QAT model), "int8-ptq" (needs representative_data).
+        mode: one of "float32", "float16", "dynamic", "int8" (QAT model), "int8-ptq" (needs representative_data),
+            "int8-ptq-float-stem" (int8-ptq with the input scaling and first convolution in float32).
         representative_data: images (or batches, or (images, labels) pairs) shaped like the model input, pixels
             as the model takes them; 100–500 real images from the training data calibrate int8-ptq well.
         class_names: one name per output, stored in the metadata.

@@ -32,8 +32,10 @@ COMPARISON_SIZE = 224
 REFERENCES = ("mobilenet_v3_large", "fbnet_c")
 """Every model's speed and size are also given relative to these (FBNet-C is the paper's Figure 3 baseline)."""
 
-FORMATS = {"float32": "float32", "int8": "int8-ptq"}
-"""Report name → `conversion.to_tflite` mode."""
+FORMATS = {"float32": "float32", "int8": "int8-ptq", "int8-float-stem": "int8-ptq-float-stem"}
+"""Report name → `conversion.to_tflite` mode. Every model gets every format, peers included, and is compared in its
+fastest: "int8-float-stem" is int8 with the input scaling and first convolution left in float32, because XNNPACK's
+int8 kernels run a 3-channel first layer slowly (results/study/latency.md; Arm: results/arm_cpu.md)."""
 
 CLAIM_SUBJECTS = ("attendnext_base", "attendnext_small", "attendnext_micro")
 """The AttendNeXt model the paper's claims are checked on: the first of these in the run at the comparison size."""
@@ -194,7 +196,7 @@ def _speedups(slow_row, fast_row, threads) -> dict:
     out = {}
     for t in map(str, threads):
         out[t] = {fmt: slow_row["formats"][fmt]["latency_ms"][t]["median"]
-                  / fast_row["formats"][fmt]["latency_ms"][t]["median"] for fmt in FORMATS}
+                  / fast_row["formats"][fmt]["latency_ms"][t]["median"] for fmt in _common_formats(slow_row, fast_row)}
         out[t]["best"] = slow_row["best"][t]["median"] / fast_row["best"][t]["median"]
     return out
 
@@ -206,8 +208,13 @@ def ratios(slow_row, fast_row, threads) -> dict:
         "params_ratio": slow_row["params"] / fast_row["params"],
         "macs_ratio": slow_row["macs"] / fast_row["macs"],
         "tflite_bytes_ratio": {fmt: slow_row["formats"][fmt]["tflite_bytes"] / fast_row["formats"][fmt]["tflite_bytes"]
-                               for fmt in FORMATS},
+                               for fmt in _common_formats(slow_row, fast_row)},
     }
+
+
+def _common_formats(*rows) -> list:
+    """The formats every row has (results written before a format was added lack it)."""
+    return [fmt for fmt in rows[0]["formats"] if all(fmt in row["formats"] for row in rows)]
 
 
 def _verdict(holds: dict) -> str:
@@ -243,7 +250,7 @@ def _claim(claim, subject, comparisons, threads) -> dict:
     speedup = comparisons[peer]["speedup"]
     holds = {t: speedup[t]["best"] > claim["threshold"] for t in threads}
     return dict(entry, measured={t: speedup[t]["best"] for t in threads}, holds=holds, verdict=_verdict(holds),
-                measured_by_format={t: {fmt: speedup[t][fmt] for fmt in FORMATS} for t in threads})
+                measured_by_format={t: {fmt: v for fmt, v in speedup[t].items() if fmt != "best"} for t in threads})
 
 
 def load_accuracies(accuracies) -> dict | None:

@@ -52,7 +52,10 @@ def _header(result):
     return ["# AttendNeXt against the paper's peers", "", *provenance_lines(result["machine"]),
             f"Every model converted the same way (batch {s['batch_size']}, {s['classes']} classes, logits, random "
             f"weights): float32, and int8 by post-training quantization (int8 input and output) calibrated on "
-            f"{'; '.join(calibration)}. LiteRT with XNNPACK; {s['runs']} timed runs per model, format and thread "
+            f"{'; '.join(calibration)}"
+            + (" — also with the input scaling and first convolution left in float32 (int8-float-stem)"
+               if "int8-float-stem" in s["formats"] else "")
+            + f". LiteRT with XNNPACK; {s['runs']} timed runs per model, format and thread "
             f"count after {s['warmup']} warm-up runs, interleaved in shuffled rounds of {s['block']}-run blocks. "
             f"Parameters include BatchNormalization statistics (they fold away on conversion).", "",
             f"**{benchmark.SPEED_CAVEAT}**", ""]
@@ -60,18 +63,19 @@ def _header(result):
 
 def _models_table(result):
     rows = result["models"]
+    formats = list(result["settings"]["formats"])
     return ["## Models", "", table(
-        ["model", "input", "params", "MACs", "float32 KB", "int8 KB", "XNNPACK partitions (fp32 / int8)",
-         "ops outside XNNPACK (int8)"],
+        ["model", "input", "params", "MACs", "float32 KB", "int8 KB",
+         f"XNNPACK partitions ({' / '.join(formats)})", "ops outside XNNPACK (int8)"],
         [[_row_name(result, n), r["input_size"], fmt_count(r["params"]), fmt_count(r["macs"]),
           f"{r['formats']['float32']['tflite_bytes'] / 1024:.0f}", f"{r['formats']['int8']['tflite_bytes'] / 1024:.0f}",
-          f"{r['formats']['float32']['partitions']} / {r['formats']['int8']['partitions']}",
+          " / ".join(str(r["formats"][f]["partitions"]) for f in formats),
           ", ".join(r["formats"]["int8"]["ops_outside"]) or "—"] for n, r in rows.items()]), ""]
 
 
 def _latency_table(result):
     threads = [str(t) for t in result["settings"]["threads"]]
-    formats = list(benchmark.FORMATS)
+    formats = list(result["settings"]["formats"])  # the run's own (results before int8-float-stem have two)
     rows = [[_row_name(result, n)]
             + [" / ".join(fmt_ms(r["formats"][f]["latency_ms"][t][k]) for k in ("median", "p90", "p99"))
                for t in threads for f in formats]

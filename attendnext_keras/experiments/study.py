@@ -407,8 +407,8 @@ def _deploy_arms_at_their_base_size(spec_files):
 
 
 def _latency_stage(config, results):
-    """Every studied model at its deployment size (224 px, 1000 classes; micro at its own), float32 and int8, at
-    each thread count, in one interleaved benchmark run (`experiments.benchmark`)."""
+    """Every studied model at its deployment size (224 px, 1000 classes; micro at its own), in every format of
+    `benchmark.FORMATS` at each thread count, in one interleaved benchmark run (`experiments.benchmark`)."""
     # The front's models even before they are trained (one timing run can serve a study still training), then the
     # ablation arms' spec files. Front runs are timed by the front's names: a run may carry a name since renamed.
     front = front_names(config) if config.stage == "latency" else []

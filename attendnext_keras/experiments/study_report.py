@@ -209,7 +209,7 @@ def _front_section(front, latency, config) -> list:
     return ["## Models", "",
             "Test top-1: mean ± std over seeds on the test half. Params and MACs at the study's input size and class "
             f"count. Latency: LiteRT/XNNPACK {latency_words(config.latency_statistic)} of the timed runs, best format "
-            "(float32 or int8), at deployment size (224 px, 1000 classes; micro at its own), computed from the "
+            "(float32, int8 or int8 with a float32 stem, as the run timed them), at deployment size (224 px, 1000 classes; micro at its own), computed from the "
             "samples the latency stage keeps in `latency.json` (`latency.md` shows medians)."
             f"{_STATISTIC_REASONS.get(config.latency_statistic, '')}", "",
             table(["model", "family", "params", "MACs", "seeds", "test top-1", "selection top-1", "latency 1T ms",
