@@ -386,9 +386,9 @@ def add_export_parser(sub):
                         "without dot products, e.g. Cortex-A72/A53) (default: int8).")
     p.add_argument("--out", required=True, help="Output .tflite path (the metadata .json goes beside it).")
     _config_arg(p)
-    _data_args(p, split="train", required_for="none; int8-ptq needs it")
+    _data_args(p, split="train", required_for="none; int8-ptq and int8-ptq-float-stem need it")
     p.add_argument("--calibration-images", type=int, default=None,
-                   help=f"Images for int8-ptq calibration (default: "
+                   help=f"Images for int8-ptq(-float-stem) calibration (default: "
                         f"{_default(configs.ExportConfig, 'calibration_images')}).")
     p.add_argument("--float-io", action="store_true", help="Keep float32 input/output on int8 models.")
     p.add_argument("--strict", action="store_true",

@@ -297,6 +297,8 @@ MODES = ("float32", "float16", "dynamic", "int8", "int8-ptq", "int8-ptq-float-st
 """TFLite conversion modes (`deploy.conversion`)."""
 CALIBRATED_MODES = ("int8-ptq", "int8-ptq-float-stem")
 """Modes that calibrate activation ranges on representative images."""
+FULLY_INT8_MODES = ("int8", "int8-ptq")
+"""Modes whose every op computes in int8: what microcontrollers (TFLite Micro) and Ethos-U NPUs run."""
 
 
 @dataclasses.dataclass
@@ -560,7 +562,7 @@ class RunConfig(_Config):
                 source = "qat" if mode == "int8" else "train"
                 require(source in self.steps, "export.modes", f"'{mode}' exports the model of the '{source}' step, "
                         f"which is not in steps {list(self.steps)}")
-        require("micro" not in self.steps or ("export" in self.steps and {"int8", "int8-ptq"} & set(self.export.modes)),
+        require("micro" not in self.steps or ("export" in self.steps and set(FULLY_INT8_MODES) & set(self.export.modes)),
                 "steps", "'micro' runs an int8 model: it needs 'export' with 'int8' or 'int8-ptq' in export.modes")
         require("benchmark" not in self.steps or "export" in self.steps or self.benchmark.models, "steps",
                 "'benchmark' times the exported models (or benchmark.models): add 'export' or name models")

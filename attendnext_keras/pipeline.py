@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from attendnext_keras import _io, data, preset_store, presets, provenance, registry
-from attendnext_keras.config import ModelConfig, RunConfig, save_config
+from attendnext_keras.config import FULLY_INT8_MODES, ModelConfig, RunConfig, save_config
 from attendnext_keras.deploy import conversion, litert
 from attendnext_keras.deploy.export import export
 from attendnext_keras.deploy.micro import MicroRunner, compare_with_litert, strip_for_micro, write_c_sources
@@ -137,7 +137,7 @@ def _export(state: _Run, verbose):
             cfg.calibration_images, state.train_source.num_examples)) if mode in conversion.CALIBRATED_MODES else None)
         result = export(model, state.path(f"model_{mode.replace('-', '_')}.tflite"), mode,
                         representative_data=calibration, class_names=state.class_names, int8_io=cfg.int8_io,
-                        strict=cfg.strict, check_micro="micro" in state.config.steps and mode.startswith("int8"))
+                        strict=cfg.strict, check_micro="micro" in state.config.steps and mode in FULLY_INT8_MODES)
         state.exports[mode], state.blobs[mode] = result, litert.read_tflite(result.path)
 
 
@@ -154,7 +154,7 @@ def _evaluate(state: _Run, verbose):
 
 def _micro(state: _Run, verbose):
     cfg = state.config.micro
-    mode = next(m for m in ("int8", "int8-ptq") if m in state.blobs)  # RunConfig checked there is one
+    mode = next(m for m in FULLY_INT8_MODES if m in state.blobs)  # RunConfig checked there is one
     blob = strip_for_micro(state.blobs[mode]) if cfg.strip else state.blobs[mode]
     runner = MicroRunner(blob)
     images = data.calibration_images(state.val_source, state.size, count=min(cfg.images, state.val_source.num_examples),
@@ -215,7 +215,7 @@ def _summarise(state: _Run, seconds: float) -> dict:
                "classes": state.class_names, "examples": {"train": state.train_source.num_examples,
                                                           "held_out": state.val_source.num_examples},
                "rows": state.rows, "micro": state.micro, "latency_ms": state.latency,
-               "int8_report": next((r.report.as_dict() for m, r in state.exports.items() if m.startswith("int8")),
+               "int8_report": next((state.exports[m].report.as_dict() for m in FULLY_INT8_MODES if m in state.exports),
                                    None),
                "histories": state.histories, "seconds": round(seconds, 1)}
     table = _table(state.rows, threads)

@@ -70,6 +70,8 @@ def common_formats(runs) -> list:
     """The runs with only the formats all of them timed (a run with int8-float-stem against runs without it): a
     format added between runs would otherwise move the best-format speed-ups, which is not run-to-run noise."""
     shared = set.intersection(*(set(_formats(result)) for _, result in runs))
+    if not shared:
+        raise ValueError(f"The runs {', '.join(label for label, _ in runs)} share no format to compare.")
     out = []
     for label, result in runs:
         models = {}
@@ -109,6 +111,7 @@ def measure(groups, reference, threads) -> list:
             if len(rows) < 2:  # the reference alone, or not even it
                 continue
             out.append({"cpu": cpu, "runs": [label for label, _ in runs], "statistic": statistic,
+                        "formats": list(_formats(runs[0][1])),
                         "threads": threads, "rows": rows,
                         "spreads": {m: spread(v) for m, v in rows.items()}})
     return out
@@ -152,7 +155,7 @@ def markdown(groups_measured, reference, machine, command, goals) -> str:
         spreads = sorted(v for m, v in g["spreads"].items() if not m.endswith("(ms)"))
         middle = float(np.median(spreads))
         lines += [f"## {g['cpu']}: {g['statistic']}, {g['threads']} thread(s)", "",
-                  f"Runs: {', '.join(g['runs'])}. Spread of the speed-ups: median {100 * middle:.0f} %, largest "
+                  f"Runs: {', '.join(g['runs'])}; best of {', '.join(g['formats'])}. Spread of the speed-ups: median {100 * middle:.0f} %, largest "
                   f"{100 * spreads[-1]:.0f} % ({len(spreads)} models).", "",
                   "| model | " + " | ".join(g["runs"]) + " | spread |", "|---|" + "---|" * (len(g["runs"]) + 1)]
         lines += [f"| {m} | " + " | ".join("—" if x is None else f"{x:.2f}" for x in v)

@@ -112,6 +112,57 @@ def test_float_ops_in_dynamic_mode_are_named():
     assert "compute in float" in report.problems()[0]
 
 
+def test_float_stem_export_reports_float_only_where_it_should(tmp_path):
+    """An int8-ptq-float-stem export has float ops in its stem by design, which the report does not call a problem,
+    while a float op after the stem (HARD_SWISH has no int8 kernel in the converter's builtins here) is one."""
+    model = _tiny()
+    result = export(model, tmp_path / "fs.tflite", "int8-ptq-float-stem", representative_data=_calibration())
+    assert result.report.problems() == [] and result.report.partitions == 1
+    assert [i.op for i in result.report.float_ops] == ["DEQUANTIZE", "CONV_2D", "QUANTIZE"]
+    assert result.metadata["mode"] == "int8-ptq-float-stem"
+    with open(result.path, "rb") as f:
+        report = conversion_report(f.read(), model=model, mode="int8-ptq-float-stem", check_micro=False)
+    report.float_ops.append(report.float_ops[1])  # a float op after the stem's QUANTIZE
+    assert "after the float32 stem: CONV_2D" in report.problems()[0]
+
+
+def test_calibrated_modes_refuse_a_qat_model_and_the_float_stem_refuses_npus(tmp_path):
+    from attendnext_keras.deploy.conversion import to_tflite
+    from attendnext_keras.quantization import quantize_model
+
+    qat = quantize_model(_tiny())
+    for mode in ("int8-ptq", "int8-ptq-float-stem"):
+        with pytest.raises(ValueError, match="quantization-aware model.*mode='int8'"):
+            to_tflite(qat, mode, representative_data=_calibration())
+    with pytest.raises(ValueError, match="Ethos-U NPUs run int8 models"):
+        export(_tiny(), tmp_path / "m.tflite", "int8-ptq-float-stem", representative_data=_calibration(),
+               target="ethos-u55-128")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_float_stem_that_quantizes_the_stem_anyway_is_an_error(monkeypatch):
+    """TensorFlow ignores denylisted names it cannot find: a silent fully int8 model is refused."""
+    from attendnext_keras.deploy import conversion
+
+    real = conversion._ops_through_first_conv
+    monkeypatch.setattr(conversion, "_ops_through_first_conv",
+                        lambda blob: [dict(op, outputs=["no such tensor"]) for op in real(blob)])
+    with pytest.raises(ValueError, match="quantized the first convolution anyway"):
+        conversion.to_tflite(_tiny(), "int8-ptq-float-stem", representative_data=_calibration())
+
+
+def test_float_stem_refuses_a_model_with_work_before_its_first_convolution():
+    import keras
+
+    from attendnext_keras.deploy.conversion import to_tflite
+
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Dense(3)(inp)  # FULLY_CONNECTED before the first convolution
+    model = keras.Model(inp, keras.layers.Conv2D(4, 3)(x))
+    with pytest.raises(ValueError, match="ops before the first convolution.*FULLY_CONNECTED"):
+        to_tflite(model, "int8-ptq-float-stem", representative_data=[np.zeros((2, 8, 8, 3))])
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Bad input
 

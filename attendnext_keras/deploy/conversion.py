@@ -92,7 +92,11 @@ def _check_request(model, mode, representative_data, calibration_steps, batch_si
     if mode in CALIBRATED_MODES and representative_data is None:
         raise ValueError(f"mode={mode!r} calibrates activation ranges and needs `representative_data`: an iterable "
                          "of images shaped like the model input (100–500 real images is typical).")
-    if mode == "int8" and not any(type(layer).__name__.startswith("Quantize") for layer in model.layers):
+    quantized = any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
+    if mode in CALIBRATED_MODES and quantized:
+        raise ValueError(f"'{model.name}' is a quantization-aware model: its fake-quant ranges are its int8 "
+                         f"calibration. Use mode='int8', or mode={mode!r} with the float model it was trained from.")
+    if mode == "int8" and not quantized:
         raise ValueError(f"mode='int8' converts a quantization-aware model (attendnext_keras.quantization."
                          f"quantize_model); '{model.name}' has no quantizers. Use mode='int8-ptq' with "
                          f"representative_data to quantize a float model.")
@@ -145,31 +149,46 @@ def _convert(converter, mode, images, int8_io):
         return converter.convert()
 
 
+STEM_PREFIX_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "CAST", "MUL", "ADD", "SUB", "PAD"})
+"""Ops that may come before the first convolution in a float stem: input scaling and padding. Anything else there
+(a patch embedding, dense layers) would leave real work in float32: refused."""
+
+
 def _convert_float_stem(folder, images, int8_io):
     """int8 post-training quantization of the SavedModel in `folder` with the ops up to and including the first
     CONV_2D (input scaling and stem) left in float32, through TensorFlow's selective quantization
-    (`QuantizationDebugger` with denylisted nodes: their output tensors, named as in the calibrated model).
+    (`QuantizationDebugger` with denylisted nodes: output tensors named as in its own calibrated model).
 
     With int8 I/O the graph starts DEQUANTIZE → float stem → QUANTIZE; XNNPACK runs it all in one partition.
     """
-    # The float32 conversion of the same SavedModel names its tensors as the calibrated model does.
-    stem = _ops_through_first_conv(_convert(tf.lite.TFLiteConverter.from_saved_model(folder), "float32", None, False))
     converter = tf.lite.TFLiteConverter.from_saved_model(folder)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([image[None]] for image in images)
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=stem, fully_quantize=bool(int8_io))
+    options = tf.lite.experimental.QuantizationDebugOptions(fully_quantize=bool(int8_io))
     debugger = _quiet_call(tf.lite.experimental.QuantizationDebugger, converter=converter,
                            debug_dataset=lambda: ([image[None]] for image in images[:1]), debug_options=options)
-    return _quiet_call(debugger.get_nondebug_quantized_model)
+    # The quantizer reads the denylist when it writes the model: names from the model it quantizes always match.
+    stem = _ops_through_first_conv(debugger.calibrated_model)
+    options.denylisted_nodes = [name for op in stem for name in op["outputs"]]
+    blob = _quiet_call(debugger.get_nondebug_quantized_model)
+    conv = next(op for op in litert.graph_ops(blob) if op["op"] == "CONV_2D")
+    if conv.get("output_dtype") != "float32":  # an unmatched name is ignored by TensorFlow, not reported
+        raise ValueError("mode='int8-ptq-float-stem': the converter quantized the first convolution anyway (its "
+                         "tensor names did not match); use mode='int8-ptq'.")
+    return blob
 
 
 def _ops_through_first_conv(model_content) -> list:
-    """Output tensor names of the ops up to and including the first CONV_2D (the denylist of the float stem)."""
-    names = []
+    """The ops up to and including the first CONV_2D (graph_ops entries): the float stem."""
+    ops = []
     for op in litert.graph_ops(model_content):
-        names.extend(op["outputs"])
+        ops.append(op)
         if op["op"] == "CONV_2D":
-            return names
+            others = sorted({o["op"] for o in ops[:-1]} - STEM_PREFIX_OPS)
+            if others:
+                raise ValueError(f"mode='int8-ptq-float-stem' keeps the ops before the first convolution in float32, "
+                                 f"and this model has {', '.join(others)} there; use mode='int8-ptq'.")
+            return ops
     raise ValueError("mode='int8-ptq-float-stem' keeps the first convolution in float32; the model has no CONV_2D.")
 
 

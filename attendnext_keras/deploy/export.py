@@ -29,6 +29,7 @@ import os
 
 from attendnext_keras import _io
 from attendnext_keras.deploy import tflite_metadata, vela
+from attendnext_keras.config import FULLY_INT8_MODES
 from attendnext_keras.deploy.conversion import MODES, to_tflite
 from attendnext_keras.deploy.metadata import build_metadata, metadata_path
 from attendnext_keras.deploy.report import ConversionReport, conversion_report
@@ -81,7 +82,7 @@ def export(model, path, mode="int8", representative_data=None, class_names=None,
     npu = vela.check_request(target, mode)
     _io.check_writable(path)  # before a conversion that can take minutes
     if check_micro is None:
-        check_micro = mode in ("int8", "int8-ptq") and not npu
+        check_micro = mode in FULLY_INT8_MODES and not npu
     if target is not None:
         model = vela.for_target(model, target)  # the upsampling the target runs best; same weights, same outputs
     blob = to_tflite(model, mode, representative_data=representative_data, int8_io=int8_io,

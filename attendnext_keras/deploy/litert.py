@@ -92,15 +92,21 @@ def _first_delegate_quietly(xnnpack):
 
 
 def graph_ops(model_content: bytes) -> list:
-    """[{"op": name, "outputs": [tensor names], "graph_output": whether it writes a model output}] of every op in
-    execution order, read without allocating tensors, so models with custom ops no kernel here runs (a Vela-compiled
-    model's "ethos-u") can be listed too."""
+    """[{"op": name, "outputs": [tensor names], "output_dtype": the first output's dtype name ("int8", "float32"…),
+    "graph_output": whether it writes a model output}] of every op in execution order, read without allocating
+    tensors, so models with custom ops no kernel here runs (a Vela-compiled model's "ethos-u") can be listed too."""
     resolver = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interpreter = _interpreter(check_tflite(model_content), experimental_op_resolver_type=resolver)
-    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
     outputs = {d["index"] for d in interpreter.get_output_details()}
-    return [{"op": op["op_name"], "outputs": [names.get(int(t), "") for t in op["outputs"] if t >= 0],
-             "graph_output": any(int(t) in outputs for t in op["outputs"])} for op in interpreter._get_ops_details()]
+    ops = []
+    for op in interpreter._get_ops_details():
+        tensors = [int(t) for t in op["outputs"] if t >= 0]
+        ops.append({"op": op["op_name"], "outputs": [details[t]["name"] if t in details else "" for t in tensors],
+                    "output_dtype": np.dtype(details[tensors[0]]["dtype"]).name if tensors and tensors[0] in details
+                    else None,
+                    "graph_output": any(t in outputs for t in tensors)})
+    return ops
 
 
 def delegation_report(model_content: bytes) -> dict:

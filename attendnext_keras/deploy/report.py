@@ -15,6 +15,7 @@ import tempfile
 
 import numpy as np
 
+from attendnext_keras.config import FULLY_INT8_MODES
 from attendnext_keras.deploy import litert
 
 FLOAT_DTYPES = (np.float32, np.float16, np.float64)
@@ -53,12 +54,19 @@ class ConversionReport:
     def fully_int8(self) -> bool:
         return not self.float_ops and self.float_activation_tensors == 0
 
+    def float_ops_after_stem(self) -> list:
+        """The float ops after the first QUANTIZE (the end of an int8-ptq-float-stem model's float32 stem)."""
+        ends = [i for i, issue in enumerate(self.float_ops) if issue.op == "QUANTIZE"]
+        return self.float_ops[ends[0] + 1:] if ends else list(self.float_ops)
+
     def problems(self) -> list[str]:
         """Sentences naming what falls short of the mode's promise (empty when nothing does)."""
         found = []
-        if self.mode in ("int8", "int8-ptq") and not self.fully_int8:
+        if self.mode in FULLY_INT8_MODES and not self.fully_int8:
             found.append(f"{len(self.float_ops)} op(s) compute in float in an int8 export: "
                          f"{_listing(self.float_ops)}")
+        if self.mode == "int8-ptq-float-stem" and (rest := self.float_ops_after_stem()):
+            found.append(f"{len(rest)} op(s) compute in float after the float32 stem: {_listing(rest)}")
         if self.vela is not None:  # an NPU export: XNNPACK does not run it, Vela says what falls back to the CPU
             found.extend(self.vela.problems())
         elif self.partitions != 1 or self.outside_xnnpack:

@@ -32,6 +32,7 @@ import sys
 import tempfile
 
 from attendnext_keras import _io, _keras
+from attendnext_keras.config import FULLY_INT8_MODES
 from attendnext_keras.deploy import litert
 from attendnext_keras.deploy.report import OpIssue, _listing, _tensor_layer
 from attendnext_keras.layers.upsample import LOWERINGS
@@ -139,7 +140,7 @@ def check_request(target, mode) -> bool:
     raised in milliseconds (before a conversion that takes minutes)."""
     if not is_npu(target):
         return False
-    if mode not in ("int8", "int8-ptq"):
+    if mode not in FULLY_INT8_MODES:
         raise ValueError(f"Ethos-U NPUs run int8 models: use mode 'int8' (a QAT model) or 'int8-ptq' with target "
                          f"{target!r}. Received: mode={mode!r}")
     require_vela()

@@ -1,7 +1,8 @@
 """AttendNeXt against the paper's peers, on this machine, in one run, with the same converter settings.
 
-For every model: parameters and MACs (`profiling.profile`), the `.tflite` size in float32 and in int8 (post-training
-quantization, "int8-ptq", int8 input and output), the XNNPACK partitions of each (`deploy.litert.delegation_report`)
+For every model: parameters and MACs (`profiling.profile`), the `.tflite` size in each format of `FORMATS` (float32;
+int8 by post-training quantization, "int8-ptq", int8 input and output; int8 with a float32 stem), the XNNPACK
+partitions of each (`deploy.litert.delegation_report`)
 and LiteRT latency (median, p90, p99) at each thread count, timed interleaved by `deploy.litert.time_interleaved`;
 then speed and size ratios and a verdict on each of the paper's claims. Reports: `benchmark_report.write_reports`.
 
@@ -192,7 +193,8 @@ def _result(rows, names, references, comparison_size, config, accuracies, out_di
 
 
 def _speedups(slow_row, fast_row, threads) -> dict:
-    """{threads: {"best", "float32", "int8"}}: slow latency / fast latency (median), by format and best format."""
+    """{threads: {"best", format...}}: slow latency / fast latency (median), by best format and by each format both
+    rows have."""
     out = {}
     for t in map(str, threads):
         out[t] = {fmt: slow_row["formats"][fmt]["latency_ms"][t]["median"]
