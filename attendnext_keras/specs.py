@@ -428,9 +428,10 @@ def _ir(filters, expansion=4.0):
 # benchmarks/results/study/latency_stability.md); with `tiny` added, 3.05× and 3.20× (13:11, archived, and 13:31,
 # benchmarks/results/study/latency.md), a verdict that rests on accuracies inside the proxy's noise (see `tiny`). On
 # both CPUs it lies above the MobileNetV2 front everywhere both have a model. On a 2-core Intel Xeon with AVX512-VNNI
-# (2026-12-03 18:50, archived, and 19:03, benchmarks/results/study/latency.md, the first run that also times int8 with
-# a float32 stem) 3.57× and 4.69× (3.89× in the 19:03 run without the float32 stem). The ms below are from the AMD
-# VNNI run unless they say otherwise ("AVX2 run": 2026-12-02; "Intel VNNI": 2026-12-03 19:03, 10th percentile).
+# (2026-12-03 18:50 and 19:03, archived, and 19:50, benchmarks/results/study/latency.md; the last two also time int8
+# with a float32 stem) 3.57×, 4.69× and 4.48× (3.89× and 3.67× without the float32 stem). The ms below are from the
+# AMD VNNI run unless they say otherwise ("AVX2 run": 2026-12-02; "Intel VNNI": 2026-12-03 19:03, archived, 10th
+# percentile; at 19:50 the AttendNeXt models ran 0.01–0.05 ms faster, MobileNetV3-Large 0.30).
 #
 # `base`, paper scale (the study's `large` until 2026-12-02). At 224 px with 1000 classes (`attendnext profile --arch
 # attendnext_base`): 3.26 M parameters (MobileNetV3-Large 5.4 M; paper: ≤ 4.0 M) and 204 M MACs. Where they go:

@@ -106,6 +106,13 @@ def test_export_int8_ptq_from_the_trained_model(trained_run, tmp_path, capsys):
     assert "XNNPACK partitions: 1" in capsys.readouterr().out
     meta = json.loads((tmp_path / "ptq.json").read_text())
     assert meta["class_names"] == FLOWERS  # from class_names.json beside the run
+    stem = ["export", "--model", str(trained_run / "float" / "final.keras"), "--mode", "int8-ptq-float-stem",
+            "--out", str(tmp_path / "stem.tflite")]
+    assert main(stem) == 2
+    assert "--mode int8-ptq-float-stem calibrates on real images" in capsys.readouterr().err
+    assert main(stem + ["--data", "default", "--calibration-images", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "XNNPACK partitions: 1" in out and "mode int8-ptq-float-stem" in out
 
 
 def _three_class_folder(tmp_path, names=("daisy", "roses", "tulips")):

@@ -423,7 +423,12 @@ QAT = [
        "`export` writes `model.tflite` and `model.json` (input size, preprocessing, int8 scale and zero point, "
        "logits or probabilities, class names) and returns a `ConversionReport`: ops, float tensors, XNNPACK "
        "partitions, size, and whether TensorFlow Lite Micro runs the model. The int8 model has int8 input and "
-       "output tensors."),
+       "output tensors.\n\n"
+       "For an Arm CPU without int8 dot products (Cortex-A72, A53) or an x86 CPU, `export(float_model, path, "
+       "\"int8-ptq-float-stem\", representative_data=images)` is often faster still: post-training quantization "
+       "with the input scaling and first convolution left in float32, because XNNPACK's int8 kernels run a "
+       "3-channel first layer slowly (`benchmarks/RESULTS.md`, \"int8 with a float32 stem\"). Microcontrollers "
+       "and Ethos-U NPUs need the fully int8 model below."),
     code('''
         exports = {
             "float32": export(float_model, os.path.join(OUT_DIR, "model_float32.tflite"), "float32",
