@@ -431,7 +431,7 @@ def _ir(filters, expansion=4.0):
 # (2026-12-03 18:50 and 19:03, archived, and 19:50, benchmarks/results/study/latency.md; the last two also time int8
 # with a float32 stem) 3.57×, 4.69× and 4.48× (3.89× and 3.67× without the float32 stem). The ms below are from the
 # AMD VNNI run unless they say otherwise ("AVX2 run": 2026-12-02; "Intel VNNI": 2026-12-03 19:03, archived, 10th
-# percentile; at 19:50 the AttendNeXt models ran 0.01–0.05 ms faster, MobileNetV3-Large 0.30).
+# percentile; at 19:50 the registered AttendNeXt models ran 0.00–0.05 ms faster, MobileNetV3-Large 0.30).
 #
 # `base`, paper scale (the study's `large` until 2026-12-02). At 224 px with 1000 classes (`attendnext profile --arch
 # attendnext_base`): 3.26 M parameters (MobileNetV3-Large 5.4 M; paper: ≤ 4.0 M) and 204 M MACs. Where they go:
@@ -547,11 +547,13 @@ SMALL_V2 = SMALL.replace(
 # 2.11 and 1.95 and MobileNetV3-Small's 2.66 and 2.69: with it the AttendNeXt front (between `tiny` and `medium`)
 # reaches MobileNetV3-Large's accuracy 3.05× and 3.20× faster than it, and MobileNetV3-Small's ≥ 1.59× and ≥ 1.81×. The
 # most shift-consistent model of the study (0.947). Ethos-U55-128 (Vela): 5.28 ms against `small_v2`'s 6.13. Intel VNNI:
-# 0.87 ms in int8 with the float32 stem (0.97 in float32 at 18:50, before that format), the fastest AttendNeXt at 224 px
-# there too. On an emulated Cortex-A72 (the paper's CPU; instructions, not time: benchmarks/results/arm_cpu.md and
-# arm_cpu_profile.md) 22.19 M instructions against MobileNetV3-Large's 87.04 M, of which the int8 stem (3 → 16 channels,
-# 3×3 stride 2, 14 % of the MACs) takes 6.82 M, 31 %, at 0.79 MACs per instruction: XNNPACK runs that layer far better
-# in float32 (3.95 M) or with SDOT (A76: 1.85 M). The stem is where the A72 count says the next gain is.
+# 0.87 ms in int8 with the float32 stem (0.97 in float32 at 18:50, before that format), the fastest registered
+# AttendNeXt at 224 px there too. On an emulated Cortex-A72 (the paper's CPU; instructions, not time:
+# benchmarks/results/arm_cpu.md and arm_cpu_profile.md) 22.19 M instructions against MobileNetV3-Large's 87.04 M, of
+# which the int8 stem (3 → 16 channels, 3×3 stride 2, 14 % of the MACs) takes 6.82 M, 31 %, at 0.79 MACs per
+# instruction: XNNPACK runs that layer far better in float32 (3.95 M) or with SDOT (A76: 1.85 M). The stem is where the
+# A72 count said the next gain was: with it in float32 (int8-ptq-float-stem) `tiny` takes 19.77 M instructions
+# (benchmarks/results/arm_cpu.md, 2026-12-03 19:15).
 TINY = SMALL_V2.replace(
     name="tiny",
     width=0.75,
