@@ -37,8 +37,10 @@ def load_runs(paths) -> dict:
     current = None
     for path in paths:
         result = _io.read_json(path, "Latency result")
-        if not isinstance(result, dict) or not isinstance(result.get("models"), dict) or "machine" not in result:
-            raise ValueError(f"'{path}' is not a latency result (a benchmark's JSON with 'models' and 'machine').")
+        if not (isinstance(result, dict) and isinstance(result.get("models"), dict) and "machine" in result
+                and "formats" in result.get("settings", {})):
+            raise ValueError(f"'{path}' is not a latency result (a benchmark's JSON with 'models', 'machine' and "
+                             f"'settings').")
         current = current or result["models"]
         result["models"] = {name: row for name, row in result["models"].items()
                             if name not in current or _size(current[name]) == _size(row)}
@@ -69,7 +71,9 @@ def speedups(runs, reference, statistic, threads) -> dict:
 def common_formats(runs) -> list:
     """The runs with only the formats all of them timed (a run with int8-float-stem against runs without it): a
     format added between runs would otherwise move the best-format speed-ups, which is not run-to-run noise."""
-    shared = set.intersection(*(set(_formats(result)) for _, result in runs))
+    from attendnext_keras.experiments.benchmark import best_formats
+
+    shared = set.intersection(*(set(result["settings"]["formats"]) for _, result in runs))
     if not shared:
         raise ValueError(f"The runs {', '.join(label for label, _ in runs)} share no format to compare.")
     out = []
@@ -77,19 +81,11 @@ def common_formats(runs) -> list:
         models = {}
         for name, row in result["models"].items():
             formats = {fmt: v for fmt, v in row["formats"].items() if fmt in shared}
-            best = {t: min(({"format": fmt, "median": v["latency_ms"][t]["median"]} for fmt, v in formats.items()),
-                           key=lambda b: b["median"]) for t in row["best"]}
-            models[name] = dict(row, formats=formats, best=best)
-        settings = result.get("settings", {})
-        formats = {fmt: mode for fmt, mode in _formats(result).items() if fmt in shared}
+            models[name] = dict(row, formats=formats, best=best_formats(formats, row["best"]))
+        settings = result["settings"]
+        formats = {fmt: mode for fmt, mode in settings["formats"].items() if fmt in shared}
         out.append((label, dict(result, models=models, settings=dict(settings, formats=formats))))
     return out
-
-
-def _formats(result) -> dict:
-    """{format: mode} the run timed (its settings; the first model's formats in results without them)."""
-    return result.get("settings", {}).get("formats") or {
-        fmt: row.get("mode", fmt) for fmt, row in next(iter(result["models"].values()))["formats"].items()}
 
 
 def spread(values) -> float:
@@ -111,7 +107,7 @@ def measure(groups, reference, threads) -> list:
             if len(rows) < 2:  # the reference alone, or not even it
                 continue
             out.append({"cpu": cpu, "runs": [label for label, _ in runs], "statistic": statistic,
-                        "formats": list(_formats(runs[0][1])),
+                        "formats": list(runs[0][1]["settings"]["formats"]),
                         "threads": threads, "rows": rows,
                         "spreads": {m: spread(v) for m, v in rows.items()}})
     return out
@@ -130,8 +126,9 @@ def goals_by_run(groups, config) -> list:
         # A run with more formats than the others is also given in the formats all of them timed: the difference
         # is what its extra format bought, in the same run.
         variants = [(run, None) for run in runs] + [
-            (restricted, "+".join(_formats(restricted[1]))) for run, restricted in zip(runs, common_formats(runs))
-            if len(runs) > 1 and set(_formats(run[1])) != set(_formats(restricted[1]))]
+            (restricted, "+".join(restricted[1]["settings"]["formats"]))
+            for run, restricted in zip(runs, common_formats(runs))
+            if len(runs) > 1 and run[1]["settings"]["formats"] != restricted[1]["settings"]["formats"]]
         for (label, result), only in sorted(variants, key=lambda v: (v[0][0], v[1] or "")):
             for statistic in report.LATENCY_PERCENTILES:
                 latency = report.latency_table(result, statistic)

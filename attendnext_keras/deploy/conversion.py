@@ -80,8 +80,7 @@ def to_tflite_formats(model, modes=("float32", "int8-ptq"), representative_data=
             module.serve = tf.function(lambda image: fixed(image, training=False), input_signature=signature)
             with _quiet_tensorflow_logger():
                 tf.saved_model.save(module, folder, signatures={"serving_default": module.serve})
-        return {mode: (_convert_float_stem(folder, images[mode], int8_io) if mode == "int8-ptq-float-stem" else
-                       _convert(tf.lite.TFLiteConverter.from_saved_model(folder), mode, images[mode], int8_io))
+        return {mode: _convert(tf.lite.TFLiteConverter.from_saved_model(folder), mode, images[mode], int8_io)
                 for mode in modes}
 
 
@@ -142,11 +141,9 @@ def _convert(converter, mode, images, int8_io):
     if mode in ("int8", "int8-ptq") and int8_io:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    # The Keras 3 export path prints its traced signature, TensorFlow logs "Assets written to": keep the user's
-    # console for what matters.
-    # The calibrator prints "fully_quantize: 0, inference_type: 6, ..." on descriptor 2 from C++.
-    with contextlib.redirect_stdout(io.StringIO()), _quiet_tensorflow_logger(), _io.native_stderr_captured():
-        return converter.convert()
+    if mode == "int8-ptq-float-stem":
+        return _quantize_with_float_stem(converter, images, int8_io)
+    return _quiet_call(converter.convert)
 
 
 STEM_PREFIX_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "CAST", "MUL", "ADD", "SUB", "PAD"})
@@ -154,16 +151,13 @@ STEM_PREFIX_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "CAST", "MUL", "ADD", "SU
 (a patch embedding, dense layers) would leave real work in float32: refused."""
 
 
-def _convert_float_stem(folder, images, int8_io):
-    """int8 post-training quantization of the SavedModel in `folder` with the ops up to and including the first
-    CONV_2D (input scaling and stem) left in float32, through TensorFlow's selective quantization
+def _quantize_with_float_stem(converter, images, int8_io):
+    """int8 post-training quantization by a converter `_convert` set up for calibration, with the ops up to and
+    including the first CONV_2D (input scaling and stem) left in float32, through TensorFlow's selective quantization
     (`QuantizationDebugger` with denylisted nodes: output tensors named as in its own calibrated model).
 
     With int8 I/O the graph starts DEQUANTIZE → float stem → QUANTIZE; XNNPACK runs it all in one partition.
     """
-    converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([image[None]] for image in images)
     options = tf.lite.experimental.QuantizationDebugOptions(fully_quantize=bool(int8_io))
     debugger = _quiet_call(tf.lite.experimental.QuantizationDebugger, converter=converter,
                            debug_dataset=lambda: ([image[None]] for image in images[:1]), debug_options=options)
@@ -193,6 +187,8 @@ def _ops_through_first_conv(model_content) -> list:
 
 
 def _quiet_call(function, *args, **kwargs):
+    """`function(...)` with TensorFlow's chatter held back: the Keras 3 export path prints its traced signature,
+    TensorFlow logs "Assets written to", the calibrator prints "fully_quantize: 0, ..." on descriptor 2 from C++."""
     with contextlib.redirect_stdout(io.StringIO()), _quiet_tensorflow_logger(), _io.native_stderr_captured():
         return function(*args, **kwargs)
 

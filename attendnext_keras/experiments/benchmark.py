@@ -158,10 +158,17 @@ def _time_all(rows, blobs, config):
         for (name, fmt), values in samples.items():
             rows[name]["formats"][fmt]["latency_ms"][str(t)] = litert.latency_stats(values)
     for row in rows.values():
-        row["best"] = {}
-        for t in map(str, config.threads):
-            fmt = min(FORMATS, key=lambda f: row["formats"][f]["latency_ms"][t]["median"])
-            row["best"][t] = {"format": fmt, "median": row["formats"][fmt]["latency_ms"][t]["median"]}
+        row["best"] = best_formats(row["formats"], map(str, config.threads))
+
+
+def best_formats(formats: dict, threads) -> dict:
+    """{threads: {"format", "median"}}: the format with the lowest median latency at each thread count, from a
+    row's {format: {"latency_ms": {threads: {"median"...}}}}."""
+    best = {}
+    for t in threads:
+        fmt = min(formats, key=lambda f: formats[f]["latency_ms"][t]["median"])
+        best[t] = {"format": fmt, "median": formats[fmt]["latency_ms"][t]["median"]}
+    return best
 
 
 def _result(rows, names, references, comparison_size, config, accuracies, out_dir, info) -> dict:
